@@ -1,0 +1,473 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"gearmand/server"
+	"gearmand/store"
+)
+
+const (
+	defaultPort          = 4730
+	defaultPidFile       = "/var/gearmand.pid"
+	defaultDaemonLogFile = "/var/log/gearmand.log"
+	defaultMaxPacketSize = 64 << 20
+	defaultQueueType     = "bolt"
+	defaultBoltFile      = "gearmand.db" // in the working directory
+	defaultPebbleDir     = "gearmand.pebble"
+
+	// logStderr and logNone are the --log-file values that name no file.
+	logStderr = "stderr"
+	logNone   = "none"
+)
+
+// defaultConfigFile is read when --config-file is not given; its absence is
+// not an error. A variable so that tests do not depend on the machine's
+// /etc.
+var defaultConfigFile = "/etc/gearmand.conf"
+
+// options is the validated command line (merged with the config file and
+// the environment), ready for run.
+type options struct {
+	port    int    // 0 picks a free port
+	listen  string // host or address; "" is every address, v4 and v6
+	backlog int    // accepted for compatibility; Go uses the system's maximum
+
+	daemon bool
+	// pidFile is written once listening and removed on exit. When
+	// pidFileRequired is false (the default path) failing to write it is
+	// only logged.
+	pidFile         string
+	pidFileRequired bool
+	user            string // setuid/setgid to this user after binding
+
+	logFile string     // a path, logStderr or logNone
+	syslog  bool       // also log to syslog
+	level   slog.Level // one of the server.Level* values
+
+	jobRetries    int // gearmand master's meaning: -1 unlimited, 0 no retry
+	workerWakeup  int // 0 wakes every sleeping worker
+	handlePrefix  string
+	exceptions    bool
+	keepAlive     server.KeepAlive
+	maxPacketSize int
+
+	// fileDescriptors, when not 0, is the RLIMIT_NOFILE to set.
+	fileDescriptors uint64
+
+	// queueType is the canonical name of the selected entry of queueTypes.
+	queueType string
+	// storeDriver is the registered store driver, "" for builtin; store
+	// is what it is opened with.
+	storeDriver   string
+	store         store.Options
+	storeMode     store.Mode
+	flushInterval time.Duration
+
+	// configFile is the config file that was read, "" when none was.
+	configFile string
+
+	// Accepted for compatibility and otherwise ignored.
+	threads          int
+	roundRobin       bool // always on
+	hashtableBuckets int
+	coredump         bool
+
+	help      bool
+	version   bool
+	checkArgs bool // validate the options and exit 0
+}
+
+// flagValues is what pflag parses into; options turns it into options.
+type flagValues struct {
+	port              int
+	listen            string
+	backlog           int
+	daemon            bool
+	pidFile           string
+	user              string
+	logFile           string
+	syslog            bool
+	verbose           string
+	moreVerbose       int // -v, repeatable
+	version           bool
+	help              bool
+	threads           int
+	jobRetries        int
+	workerWakeup      int
+	roundRobin        bool
+	handlePrefix      string
+	exceptions        bool
+	keepalive         bool
+	keepaliveIdle     int
+	keepaliveInterval int
+	keepaliveCount    int
+	fileDescriptors   int64
+	hashtableBuckets  int
+	coredump          bool
+	checkArgs         bool
+	configFile        string
+	queueType         string
+	boltFile          string
+	pebbleDir         string
+	dsn               string
+	libpqConninfo     string
+	libpqTable        string
+	redisAddr         string
+	redisServer       string
+	redisPort         int
+	redisPassword     string
+	redisPrefix       string
+	storeNamespace    string
+	storeMode         string
+	flushInterval     time.Duration
+	maxPacketSize     int
+}
+
+// newFlagSet defines gearmand's options. Parse errors are returned, never
+// printed, and abbreviations of long options are not accepted (pflag never
+// guesses), just as gearmand turns off Boost's guessing.
+func newFlagSet() (*pflag.FlagSet, *flagValues) {
+	v := &flagValues{}
+	fs := pflag.NewFlagSet("gearmand", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
+
+	fs.IntVarP(&v.port, "port", "p", defaultPort, "TCP port to listen on; when not given, env GEARMAND_PORT overrides the default")
+	fs.StringVarP(&v.listen, "listen", "L", "", "address or host name to listen on; every address it resolves to is bound (default all addresses, IPv4 and IPv6)")
+	fs.IntVarP(&v.backlog, "backlog", "b", 32, "listen backlog (accepted; the system's maximum is used)")
+	fs.BoolVarP(&v.daemon, "daemon", "d", false, "run in the background; the command returns once the server is listening")
+	fs.StringVarP(&v.pidFile, "pid-file", "P", defaultPidFile, "file to write the process id to; removed on exit")
+	fs.StringVarP(&v.user, "user", "u", "", "switch to this user after binding (needs root)")
+	fs.StringVarP(&v.logFile, "log-file", "l", "", `log file, or "stderr" or "none" (default stderr, or `+defaultDaemonLogFile+` with --daemon); SIGHUP reopens it`)
+	fs.BoolVar(&v.syslog, "syslog", false, "also log to syslog")
+	fs.StringVar(&v.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG; each -v raises it one step (-vvv)")
+	// -v has no long form in gearmand; pflag needs a name, so it gets the
+	// hidden --v.
+	fs.CountVarP(&v.moreVerbose, "v", "v", "raise the log level one step")
+	fs.BoolVarP(&v.version, "version", "V", false, "print the version and exit")
+	fs.BoolVarP(&v.help, "help", "h", false, "print this help and exit")
+	fs.IntVarP(&v.threads, "threads", "t", 4, "I/O threads (accepted and ignored; the Go runtime schedules connections)")
+	fs.IntVarP(&v.jobRetries, "job-retries", "j", -1, "runs of a job whose worker is lost before it fails: -1 unlimited, 0 no retry, 1..255")
+	fs.IntVarP(&v.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per new job, 0..255; 0 wakes all")
+	fs.BoolVarP(&v.roundRobin, "round-robin", "R", false, "assign work round-robin across a worker's functions (always on)")
+	fs.StringVar(&v.handlePrefix, "job-handle-prefix", "", "job handle prefix (default H:<hostname>)")
+	fs.BoolVar(&v.exceptions, "exceptions", false, "turn the exceptions option on for every connection")
+	fs.BoolVar(&v.keepalive, "keepalive", false, "enable TCP keepalive on client connections")
+	fs.IntVar(&v.keepaliveIdle, "keepalive-idle", -1, "seconds idle before the first keepalive probe (-1: system default)")
+	fs.IntVar(&v.keepaliveInterval, "keepalive-interval", -1, "seconds between keepalive probes (-1: system default)")
+	fs.IntVar(&v.keepaliveCount, "keepalive-count", -1, "unanswered probes before the connection is dropped (-1: system default)")
+	fs.Int64VarP(&v.fileDescriptors, "file-descriptors", "f", 0, "set the open file limit (RLIMIT_NOFILE); 0 leaves it alone")
+	fs.IntVar(&v.hashtableBuckets, "hashtable-buckets", 991, "job hash table size (accepted and ignored)")
+	fs.BoolVar(&v.coredump, "coredump", false, "let crashes dump core (accepted and ignored)")
+	fs.BoolVar(&v.checkArgs, "check-args", false, "check the options and exit")
+	fs.StringVar(&v.configFile, "config-file", defaultConfigFile, "file of further options, whitespace-separated as on the command line, # starts a comment; the command line wins")
+	fs.StringVarP(&v.queueType, "queue-type", "q", defaultQueueType, "job store: "+queueTypeNames()+"; background jobs in bolt and pebble survive restarts and crashes")
+	fs.StringVar(&v.boltFile, "bolt-file", defaultBoltFile, "the bolt store's file (-q bolt)")
+	fs.StringVar(&v.pebbleDir, "pebble-dir", defaultPebbleDir, "the pebble store's directory (-q pebble)")
+	fs.StringVar(&v.dsn, "dsn", "", "PostgreSQL connection URL or key=value string (-q postgres)")
+	fs.StringVar(&v.libpqConninfo, "libpq-conninfo", "", "gearmand's spelling of --dsn (-q Postgres)")
+	fs.StringVar(&v.libpqTable, "libpq-table", "", "accepted for gearmand's -q Postgres; jobs live in the table the migrations create")
+	fs.StringVar(&v.redisAddr, "redis-addr", "", "Redis address host:port, or several comma-separated for Sentinel or Cluster (-q redis; default --redis-server:--redis-port)")
+	fs.StringVar(&v.redisServer, "redis-server", "127.0.0.1", "gearmand's Redis host (-q redis)")
+	fs.IntVar(&v.redisPort, "redis-port", 6379, "gearmand's Redis port (-q redis)")
+	fs.StringVar(&v.redisPassword, "redis-password", "", "Redis password (-q redis)")
+	fs.StringVar(&v.redisPrefix, "redis-prefix", "", "gearmand's key prefix; used as the namespace when --store-namespace is not given (-q redis)")
+	fs.StringVar(&v.storeNamespace, "store-namespace", "", "separates servers sharing one PostgreSQL or Redis; a server started with a dead one's namespace takes over its jobs (default <hostname>:<port>)")
+	fs.StringVar(&v.storeMode, "store-mode", "write-through", "write-through: JOB_CREATED once the job is durable; write-behind: at once, stored within --flush-interval")
+	fs.DurationVar(&v.flushInterval, "flush-interval", 10*time.Millisecond, "how often write-behind flushes (the loss window on a crash)")
+	fs.IntVar(&v.maxPacketSize, "max-packet-size", defaultMaxPacketSize, "largest binary packet payload accepted, in bytes")
+	addQueueTypeFlags(fs)
+
+	fs.MarkHidden("v")
+	fs.MarkHidden("check-args")
+	return fs, v
+}
+
+// parseOptions parses gearmand's command line. Options in the config file
+// (--config-file, default /etc/gearmand.conf) apply unless the command line
+// gives them too; GEARMAND_PORT (read with getenv) replaces the default
+// port. Every error names the option or setting at fault.
+func parseOptions(args []string, getenv func(string) string) (*options, error) {
+	fs, v := newFlagSet()
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if v.help || v.version {
+		return &options{help: v.help, version: v.version}, nil
+	}
+
+	var configFile string
+	data, err := os.ReadFile(v.configFile)
+	switch {
+	case err == nil:
+		configFile = v.configFile
+	case errors.Is(err, os.ErrNotExist) && !fs.Changed("config-file"):
+		// The default file is optional.
+	default:
+		return nil, fmt.Errorf("--config-file: %w", err)
+	}
+	if configFile != "" {
+		// Parse the file on its own, then lay every option the command
+		// line set over it. Setting a flag from its own String() round
+		// trips for every kind used here (a count, too, sets rather
+		// than adds).
+		ffs, fv := newFlagSet()
+		if err := parseFlags(ffs, configTokens(data)); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", configFile, err)
+		}
+		var setErr error
+		fs.Visit(func(f *pflag.Flag) {
+			if err := ffs.Set(f.Name, f.Value.String()); err != nil && setErr == nil {
+				setErr = fmt.Errorf("--%s: %w", f.Name, err)
+			}
+		})
+		if setErr != nil {
+			return nil, setErr
+		}
+		fs, v = ffs, fv
+	}
+
+	o, err := v.options(fs, getenv)
+	if err != nil {
+		return nil, err
+	}
+	o.configFile = configFile
+	return o, nil
+}
+
+// parseFlags parses args into fs and rejects positional arguments, which
+// gearmand has none of.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// configTokens splits a config file as gearmand does: into whitespace
+// separated command-line tokens. A token starting with '#' starts a comment
+// that runs to the end of its line.
+func configTokens(data []byte) []string {
+	var tokens []string
+	for line := range strings.Lines(string(data)) {
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "#") {
+				break
+			}
+			tokens = append(tokens, f)
+		}
+	}
+	return tokens
+}
+
+// levels are gearmand's log levels from the quietest to the loudest; each
+// -v moves one step along.
+var levels = []slog.Level{
+	server.LevelFatal, server.LevelAlert, server.LevelCritical, server.LevelError,
+	server.LevelWarning, server.LevelNotice, server.LevelInfo, server.LevelDebug,
+}
+
+// options validates the parsed values. fs tells which options were given.
+func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*options, error) {
+	o := &options{
+		listen:           v.listen,
+		backlog:          v.backlog,
+		daemon:           v.daemon,
+		pidFile:          v.pidFile,
+		pidFileRequired:  fs.Changed("pid-file"),
+		user:             v.user,
+		logFile:          v.logFile,
+		syslog:           v.syslog,
+		jobRetries:       v.jobRetries,
+		workerWakeup:     v.workerWakeup,
+		handlePrefix:     v.handlePrefix,
+		exceptions:       v.exceptions,
+		maxPacketSize:    v.maxPacketSize,
+		threads:          v.threads,
+		roundRobin:       v.roundRobin,
+		hashtableBuckets: v.hashtableBuckets,
+		coredump:         v.coredump,
+		checkArgs:        v.checkArgs,
+	}
+
+	o.port = v.port
+	if p := getenv("GEARMAND_PORT"); p != "" && !fs.Changed("port") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("GEARMAND_PORT: %q is not a port number", p)
+		}
+		o.port = n
+	}
+	if o.port < 0 || o.port > 65535 {
+		return nil, fmt.Errorf("--port: %d is not a port number (0..65535)", o.port)
+	}
+	if o.backlog < 0 {
+		return nil, fmt.Errorf("--backlog: %d is negative", o.backlog)
+	}
+	if o.pidFile == "" {
+		return nil, errors.New("--pid-file: empty file name")
+	}
+	if !fs.Changed("log-file") {
+		o.logFile = logStderr
+		if o.daemon {
+			o.logFile = defaultDaemonLogFile
+		}
+	} else if o.logFile == "" {
+		return nil, errors.New("--log-file: empty file name")
+	}
+
+	level, err := server.ParseLevel(v.verbose)
+	if err != nil {
+		return nil, fmt.Errorf("--verbose: %w", err)
+	}
+	i := 0
+	for i < len(levels)-1 && levels[i] != level {
+		i++
+	}
+	o.level = levels[min(i+v.moreVerbose, len(levels)-1)]
+
+	if o.jobRetries < -1 || o.jobRetries > 255 {
+		return nil, fmt.Errorf("--job-retries: %d is out of range (-1 unlimited, 0 no retry, or 1..255)", o.jobRetries)
+	}
+	if o.workerWakeup < 0 || o.workerWakeup > 255 {
+		return nil, fmt.Errorf("--worker-wakeup: %d is out of range (0 all, or 1..255)", o.workerWakeup)
+	}
+	if o.threads < 0 {
+		return nil, fmt.Errorf("--threads: %d is negative", o.threads)
+	}
+	if o.hashtableBuckets < 0 {
+		return nil, fmt.Errorf("--hashtable-buckets: %d is negative", o.hashtableBuckets)
+	}
+	if o.maxPacketSize <= 0 {
+		return nil, fmt.Errorf("--max-packet-size: %d is not a positive number of bytes", o.maxPacketSize)
+	}
+	if v.fileDescriptors < 0 {
+		return nil, fmt.Errorf("--file-descriptors: %d is negative", v.fileDescriptors)
+	}
+	o.fileDescriptors = uint64(v.fileDescriptors)
+
+	o.keepAlive.Enable = v.keepalive
+	for _, s := range []struct {
+		name string
+		n    int
+		d    *time.Duration
+	}{
+		{"keepalive-idle", v.keepaliveIdle, &o.keepAlive.Idle},
+		{"keepalive-interval", v.keepaliveInterval, &o.keepAlive.Interval},
+		{"keepalive-count", v.keepaliveCount, nil},
+	} {
+		if s.n < -1 {
+			return nil, fmt.Errorf("--%s: %d is out of range (-1 for the system default, or 0 and up)", s.name, s.n)
+		}
+		n := max(s.n, 0) // zero leaves the system default
+		if s.d != nil {
+			*s.d = time.Duration(n) * time.Second
+		} else {
+			o.keepAlive.Count = n
+		}
+	}
+
+	qt, err := selectQueueType(v.queueType, fs)
+	if err != nil {
+		return nil, err
+	}
+	o.queueType = qt.name
+	o.storeDriver = qt.driver
+	if o.store, err = storeOptions(qt, v, o.port, fs); err != nil {
+		return nil, err
+	}
+	if o.storeMode, err = store.ParseMode(v.storeMode); err != nil {
+		return nil, fmt.Errorf("--store-mode: %w", err)
+	}
+	if v.flushInterval <= 0 {
+		return nil, fmt.Errorf("--flush-interval: %v is not a positive duration", v.flushInterval)
+	}
+	o.flushInterval = v.flushInterval
+	return o, nil
+}
+
+// serverConfig is the server's share of the options.
+func (o *options) serverConfig(logger *slog.Logger) server.Config {
+	return server.Config{
+		HandlePrefix:  o.handlePrefix,
+		JobRetries:    o.jobRetries,
+		WorkerWakeup:  o.workerWakeup,
+		Exceptions:    o.exceptions,
+		MaxPacketSize: o.maxPacketSize,
+		KeepAlive:     o.keepAlive,
+		Logger:        logger,
+		LogLevel:      server.LevelName(o.level),
+		StoreMode:     o.storeMode,
+		FlushInterval: o.flushInterval,
+	}
+}
+
+// usage is the --help text.
+func usage(w io.Writer) {
+	fs, _ := newFlagSet()
+	fmt.Fprintf(w, "%s\n\nUsage: gearmand [OPTIONS]\n\nOptions:\n%s", versionLine(), fs.FlagUsages())
+	fmt.Fprint(w, "\nSignals: SIGTERM and SIGINT stop at once, SIGUSR1 stops once no jobs are left, SIGHUP reopens the log file.\n")
+}
+
+func versionLine() string {
+	return "gearmand " + server.Version + " - a Gearman job server in Go"
+}
+
+// storeOptions gathers what the selected store is opened with.
+func storeOptions(qt *queueType, v *flagValues, port int, fs *pflag.FlagSet) (store.Options, error) {
+	var so store.Options
+	switch qt.driver {
+	case "bolt":
+		so.Path = v.boltFile
+	case "pebble":
+		so.Path = v.pebbleDir
+	case "postgres":
+		so.DSN = v.dsn
+		if so.DSN == "" {
+			so.DSN = v.libpqConninfo
+		}
+		if so.DSN == "" {
+			return so, errors.New("--dsn: -q postgres needs a connection string (--dsn or --libpq-conninfo)")
+		}
+	case "redis":
+		so.DSN = v.redisAddr
+		if so.DSN == "" {
+			so.DSN = net.JoinHostPort(v.redisServer, strconv.Itoa(v.redisPort))
+		}
+		if v.redisPassword != "" {
+			so.Extra = map[string]string{"password": v.redisPassword}
+		}
+	}
+	if (qt.driver == "bolt" || qt.driver == "pebble") && so.Path == "" {
+		return so, fmt.Errorf("--%s: empty path", qt.flags[0].name)
+	}
+	if qt.driver == "postgres" || qt.driver == "redis" {
+		so.Namespace = v.storeNamespace
+		if so.Namespace == "" && fs.Changed("redis-prefix") {
+			so.Namespace = v.redisPrefix
+		}
+		if so.Namespace == "" {
+			host, err := os.Hostname()
+			if err != nil || host == "" {
+				host = "localhost"
+			}
+			so.Namespace = host + ":" + strconv.Itoa(port)
+		}
+	}
+	return so, nil
+}

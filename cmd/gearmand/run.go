@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gearmand/server"
+	"gearmand/store"
+)
+
+// run is gearmand from parsing its arguments to its exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	// A daemon's stderr is /dev/null: it tells its waiting parent instead
+	// (see daemon.go), and the parent prints the error.
+	ready, child, err := daemonChild()
+	fail := func(err error) int {
+		ready.fail(err)
+		fmt.Fprintf(stderr, "gearmand: %v\n", err)
+		return 1
+	}
+	if err != nil {
+		return fail(err)
+	}
+	o, err := parseOptions(args, os.Getenv)
+	if err != nil {
+		return fail(err)
+	}
+	switch {
+	case o.help:
+		usage(stdout)
+		return 0
+	case o.version:
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	case o.checkArgs:
+		return 0
+	}
+	if o.daemon && !child {
+		return daemonize(args, stderr)
+	}
+	if child {
+		if err := detach(o); err != nil {
+			return fail(err)
+		}
+	}
+
+	// Subscribe before starting so that a signal sent during startup is
+	// acted on once the server runs, rather than killing it half set up.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
+
+	p, err := start(o, stderr)
+	if err != nil {
+		return fail(err)
+	}
+	ready.ready()
+	code := p.wait(sigs)
+	p.stop()
+	return code
+}
+
+// process is a started gearmand: its log, server and pid file.
+type process struct {
+	log      *logging
+	srv      *server.Server
+	store    store.Store // nil for -q builtin; closed after the server
+	pidFile  string      // the pid file this process wrote, "" if none
+	serveErr chan error  // a listener that failed for good
+}
+
+// start does everything between parsing and serving, in gearmand's order:
+// open the log, raise the file limit, bind, write the pid file, drop root,
+// then serve. On error everything done so far is undone.
+func start(o *options, stderr io.Writer) (_ *process, err error) {
+	lg, err := newLogging(o, stderr)
+	if err != nil {
+		return nil, err
+	}
+	p := &process{log: lg}
+	defer func() {
+		if err != nil {
+			lg.fatal(err)
+			p.removePidFile()
+			lg.close()
+		}
+	}()
+
+	if o.store.Path != "" {
+		// Absolute, so that messages and logs say which file, resolved
+		// before --user may take away the right to look at the directory.
+		if o.store.Path, err = filepath.Abs(o.store.Path); err != nil {
+			return nil, fmt.Errorf("--queue-type=%s: %w", o.queueType, err)
+		}
+	}
+
+	var account *user.User
+	if o.user != "" {
+		if os.Geteuid() != 0 {
+			return nil, fmt.Errorf("--user %s: only root can switch to another user", o.user)
+		}
+		if account, err = user.Lookup(o.user); err != nil {
+			return nil, fmt.Errorf("--user: %w", err)
+		}
+	}
+	if o.fileDescriptors > 0 {
+		if err := setFileLimit(o.fileDescriptors); err != nil {
+			return nil, fmt.Errorf("--file-descriptors: setting the open file limit to %d: %w", o.fileDescriptors, err)
+		}
+	}
+
+	ls, err := listen(context.Background(), o.listen, o.port, lg.logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+	}()
+
+	if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		if o.pidFileRequired {
+			return nil, fmt.Errorf("--pid-file: %w", err)
+		}
+		lg.logger.Warn("could not write the pid file", "err", err)
+	} else {
+		p.pidFile = o.pidFile
+	}
+
+	if account != nil {
+		if err := switchUser(account); err != nil {
+			return nil, fmt.Errorf("--user %s: %w", o.user, err)
+		}
+	}
+
+	cfg := o.serverConfig(lg.logger)
+	if o.storeDriver != "" {
+		st, err := store.Open(context.Background(), o.storeDriver, o.store)
+		if err != nil {
+			return nil, fmt.Errorf("--queue-type=%s: %w", o.queueType, err)
+		}
+		p.store = st
+		cfg.Store = st
+	}
+	defer func() {
+		if err != nil && p.store != nil {
+			p.store.Close()
+		}
+	}()
+	p.srv = server.New(cfg)
+	if _, err := p.srv.Replay(context.Background()); err != nil {
+		p.srv.Close()
+		return nil, err
+	}
+	p.serveErr = make(chan error, len(ls))
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Addr().String()
+		go func(l net.Listener) {
+			if err := p.srv.Serve(l); !errors.Is(err, server.ErrServerClosed) {
+				p.serveErr <- fmt.Errorf("listener %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	lg.notice.Log(context.Background(), server.LevelNotice, "gearmand started",
+		"version", server.Version, "listen", strings.Join(addrs, ","), "pid", os.Getpid(),
+		"queue", o.queueType, "store", storeWhere(o), "store_mode", o.storeMode, "verbose", server.LevelName(o.level))
+	return p, nil
+}
+
+// wait serves until a signal or the server itself ends it, and returns the
+// exit status: SIGTERM and SIGINT close at once, SIGUSR1 stops once the
+// server holds no jobs, the admin `shutdown` command stops the server, and
+// SIGHUP reopens the log file.
+func (p *process) wait(sigs <-chan os.Signal) int {
+	ctx := context.Background()
+	draining := false
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				p.log.reopen()
+			case syscall.SIGUSR1:
+				if !draining {
+					draining = true
+					p.log.notice.Log(ctx, server.LevelNotice, "stopping once no jobs are left", "signal", "SIGUSR1")
+					go p.srv.Shutdown(ctx)
+				}
+			default:
+				p.log.notice.Log(ctx, server.LevelNotice, "stopping", "signal", signalName(sig))
+				p.srv.Close()
+				return 0
+			}
+		case <-p.srv.Done():
+			p.log.notice.Log(ctx, server.LevelNotice, "stopping: the server was shut down")
+			p.srv.Close() // waits for the connections to end
+			return 0
+		case err := <-p.serveErr:
+			p.log.logger.Log(ctx, server.LevelFatal, "stopping: cannot accept connections", "err", err)
+			p.srv.Close()
+			return 1
+		}
+	}
+}
+
+// stop removes the pid file and closes the log.
+func (p *process) stop() {
+	if p.store != nil {
+		if err := p.store.Close(); err != nil {
+			p.log.logger.Error("closing the store", "err", err)
+		}
+	}
+	p.removePidFile()
+	p.log.notice.Log(context.Background(), server.LevelNotice, "gearmand stopped")
+	p.log.close()
+}
+
+func (p *process) removePidFile() {
+	if p.pidFile == "" {
+		return
+	}
+	if err := os.Remove(p.pidFile); err != nil {
+		p.log.logger.Warn("could not remove the pid file", "err", err)
+	}
+	p.pidFile = ""
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	}
+	return sig.String()
+}
+
+// setFileLimit sets the soft RLIMIT_NOFILE to n, raising the hard limit
+// too when it is lower (which needs root).
+func setFileLimit(n uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = n
+	lim.Max = max(lim.Max, n)
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+// switchUser drops root for account: its groups, then its group, then its
+// user id, in the only order that works.
+func switchUser(account *user.User) error {
+	uid, err := strconv.Atoi(account.Uid)
+	if err != nil {
+		return fmt.Errorf("user id %q: %w", account.Uid, err)
+	}
+	gid, err := strconv.Atoi(account.Gid)
+	if err != nil {
+		return fmt.Errorf("group id %q: %w", account.Gid, err)
+	}
+	gids := []int{gid}
+	if ids, err := account.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.Atoi(id); err == nil && g != gid {
+				gids = append(gids, g)
+			}
+		}
+	}
+	if err := syscall.Setgroups(gids); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid: %w", err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid: %w", err)
+	}
+	return nil
+}
+
+// storeWhere says where the store is, for the start-up log line, without
+// the password a connection string may hold.
+func storeWhere(o *options) string {
+	switch {
+	case o.store.Path != "":
+		return o.store.Path
+	case o.store.DSN != "":
+		where := o.store.DSN
+		if u, err := url.Parse(where); err == nil && u.User != nil {
+			where = u.Redacted()
+		} else if strings.Contains(where, "password") {
+			where = "(connection string hidden: it holds a password)"
+		}
+		return where + " namespace " + o.store.Namespace
+	}
+	return "memory"
+}

@@ -1,0 +1,83 @@
+package protocol
+
+import (
+	"bytes"
+	"io"
+	"testing"
+)
+
+// The read buffer is not visible from outside; these tests look at it to
+// check that one large packet does not pin its memory for the life of a
+// connection.
+
+func TestReaderShrinksAfterLargePacket(t *testing.T) {
+	big := AppendPacket(nil, Req, EchoReq, bytes.Repeat([]byte{0, 'x'}, 5<<20))
+	small := AppendPacketStrings(nil, Req, SubmitJobBG, "fn", "", "data")
+
+	tests := []struct {
+		name  string
+		reads [][]byte // what each read of the underlying reader returns
+	}{
+		{"small packets in the same read", [][]byte{append(append(bytes.Clone(big), small...), small...)}},
+		{"small packets in later reads", [][]byte{big, small, small}},
+		{"nothing after it", [][]byte{big}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(&readsReader{reads: tt.reads})
+			m, err := r.Next()
+			if err != nil || m.Type != EchoReq || len(m.Payload) != 10<<20 {
+				t.Fatalf("Next = %v, %v; want a 10 MiB ECHO_REQ", m, err)
+			}
+			if len(r.buf) < 10<<20 {
+				t.Fatalf("buffer is %d bytes while holding a 10 MiB packet", len(r.buf))
+			}
+			for {
+				m, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil || m.Type != SubmitJobBG || string(m.Arg(2)) != "data" {
+					t.Fatalf("Next = %v, %v; want SUBMIT_JOB_BG", m, err)
+				}
+				if len(r.buf) != readBufferSize {
+					t.Errorf("buffer is %d bytes after a small packet, want %d", len(r.buf), readBufferSize)
+				}
+			}
+			if len(r.buf) != readBufferSize {
+				t.Errorf("buffer is %d bytes at EOF, want %d", len(r.buf), readBufferSize)
+			}
+		})
+	}
+}
+
+func TestReaderKeepsModerateBufferForLargeStream(t *testing.T) {
+	pkt := AppendPacket(nil, Req, EchoReq, make([]byte, 100<<10))
+	r := NewReader(&readsReader{reads: [][]byte{pkt, pkt, pkt}})
+	var sizes []int
+	for range 3 {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(r.buf))
+	}
+	if sizes[0] < len(pkt) || sizes[1] != sizes[0] || sizes[2] != sizes[0] {
+		t.Errorf("buffer sizes after each 100 KiB packet = %v, want one size of at least %d", sizes, len(pkt))
+	}
+}
+
+// readsReader returns one element of reads per call, then io.EOF.
+type readsReader struct {
+	reads [][]byte
+}
+
+func (r *readsReader) Read(p []byte) (int, error) {
+	if len(r.reads) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.reads[0])
+	if r.reads[0] = r.reads[0][n:]; len(r.reads[0]) == 0 {
+		r.reads = r.reads[1:]
+	}
+	return n, nil
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"gearmand/store"
+)
+
+// Version is what the `version` admin command reports after "OK ". It keeps
+// gearmand's shape (monitors parse the leading 1.1.x) and says what we are.
+const Version = "1.1.20+go"
+
+// Config configures a Server. The zero value is usable: every field has a
+// documented default.
+type Config struct {
+	// HandlePrefix starts every job handle ("<prefix>:<n>"). Default
+	// "H:<hostname>". A prefix longer than MaxHandlePrefix is cut.
+	HandlePrefix string
+
+	// JobRetries bounds how many times a job runs when its worker is lost
+	// or times out, with gearmand master's meaning: any negative value is
+	// unlimited, 0 means no retry (dropped on the first loss) and N means at
+	// most N runs. When retries are exhausted waiting clients get WORK_FAIL.
+	// Note that the zero value is "no retry"; gearmand's default, and the
+	// command line's, is -1.
+	JobRetries int
+
+	// WorkerWakeup is how many sleeping workers one newly runnable job
+	// wakes with NOOP; 0 wakes them all.
+	WorkerWakeup int
+
+	// Exceptions turns the `exceptions` option on for every connection, so
+	// clients receive WORK_EXCEPTION instead of WORK_FAIL.
+	Exceptions bool
+
+	// MaxPacketSize bounds a binary packet's payload; larger packets are
+	// answered with ERROR ARGUMENT_TOO_LARGE and skipped. Default 64 MiB.
+	MaxPacketSize int
+
+	// KeepAlive, when Enable is set, applies TCP keepalive to every accepted
+	// connection. Zero durations and counts leave the OS defaults.
+	KeepAlive KeepAlive
+
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// LogLevel is the name the `verbose` admin command reports (FATAL,
+	// ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG). Default
+	// "ERROR", gearmand's default.
+	LogLevel string
+
+	// Now returns the current time. Default time.Now. Tests inject a clock.
+	Now func() time.Time
+
+	// Store, when set, makes background jobs durable: they are written
+	// through it (or behind it, see StoreMode) and Replay reloads them.
+	// The caller opens it and closes it after Close returns. Nil keeps
+	// jobs in memory only (-q builtin).
+	Store store.Store
+	// StoreMode is write-through (the default: JOB_CREATED only once the
+	// job is durable) or write-behind.
+	StoreMode store.Mode
+	// FlushInterval is how often write-behind flushes. Default 10ms.
+	FlushInterval time.Duration
+	// MaxPendingWrites bounds the background jobs waiting for the store
+	// (count and payload bytes); submitters wait beyond it. Defaults:
+	// 100,000 jobs and 64 MiB.
+	MaxPendingWrites     int
+	MaxPendingWriteBytes int
+}
+
+// KeepAlive is gearmand's --keepalive* settings.
+type KeepAlive struct {
+	Enable   bool
+	Idle     time.Duration // --keepalive-idle
+	Interval time.Duration // --keepalive-interval
+	Count    int           // --keepalive-count
+}
+
+// MaxHandlePrefix leaves room in a 64-byte handle for ":" and a 20-digit
+// counter.
+const MaxHandlePrefix = 43

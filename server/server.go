@@ -1,0 +1,303 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"gearmand/queue"
+	"gearmand/store"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Server is a Gearman job server: it accepts connections on any number of
+// listeners and serves the binary and admin protocols on each, over one
+// in-memory queue.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	queue     *queue.Queue
+	committer *store.Committer[*queue.Job] // nil without a Store
+	ctx       context.Context              // ends at Close
+	cancel    context.CancelFunc
+
+	mu struct {
+		sync.Mutex
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+		closed    bool
+		draining  bool
+	}
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup // connection and timer goroutines
+}
+
+// New returns a Server configured by cfg. It starts the goroutine that
+// fires epoch and timeout timers; Close stops it.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HandlePrefix == "" {
+		cfg.HandlePrefix = DefaultHandlePrefix()
+	}
+	if len(cfg.HandlePrefix) > MaxHandlePrefix {
+		cfg.HandlePrefix = cfg.HandlePrefix[:MaxHandlePrefix]
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "ERROR"
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	qcfg := queue.Config{
+		HandlePrefix: cfg.HandlePrefix,
+		JobRetries:   cfg.JobRetries,
+		WorkerWakeup: cfg.WorkerWakeup,
+		Now:          cfg.Now,
+	}
+	if cfg.Store != nil {
+		s.committer = store.NewCommitter(cfg.Store, store.CommitterConfig[*queue.Job]{
+			Mode:            cfg.StoreMode,
+			FlushInterval:   cfg.FlushInterval,
+			MaxPending:      cfg.MaxPendingWrites,
+			MaxPendingBytes: cfg.MaxPendingWriteBytes,
+			OnCommit:        func(jobs []*queue.Job, err error) { s.queue.Durable(jobs, err) },
+			Logger:          cfg.Logger,
+		})
+		qcfg.Persister = s.committer
+	}
+	s.queue = queue.New(qcfg)
+	s.mu.listeners = make(map[net.Listener]struct{})
+	s.mu.conns = make(map[*conn]struct{})
+	s.wg.Add(1)
+	go s.runTimers()
+	return s
+}
+
+// DefaultHandlePrefix is gearmand's "H:<hostname>".
+func DefaultHandlePrefix() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		host = host[:i]
+	}
+	return "H:" + host
+}
+
+// Serve accepts connections on l until Shutdown or Close, and then returns
+// ErrServerClosed. Temporary accept errors are retried with backoff; any
+// other accept error is returned. Serve closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed || s.mu.draining {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.mu.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.stopping() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+// isTemporary reports accept errors worth retrying, such as running out of
+// file descriptors.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed || s.mu.draining
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok && s.cfg.KeepAlive.Enable {
+		ka := net.KeepAliveConfig{Enable: true, Idle: s.cfg.KeepAlive.Idle, Interval: s.cfg.KeepAlive.Interval, Count: s.cfg.KeepAlive.Count}
+		if err := tc.SetKeepAliveConfig(ka); err != nil {
+			s.log.Warn("setting keepalive failed", "remote", nc.RemoteAddr(), "err", err)
+		}
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.mu.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.serve()
+	go c.writeLoop()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.mu.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops gracefully, as gearmand does on SIGUSR1: listeners close
+// at once, existing connections keep working, and once the server holds no
+// jobs (queued or running) every connection is closed. If ctx ends first the
+// remaining connections are closed and ctx's error returned. Shutdown is
+// idempotent and safe to call concurrently with Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.mu.draining = true
+	for l := range s.mu.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.log.Log(ctx, LevelNotice, "graceful shutdown: waiting for jobs to finish", "jobs", s.queue.Len())
+	var err error
+	select {
+	case <-s.queue.WaitEmpty():
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-s.done:
+	}
+	s.Close()
+	return err
+}
+
+// Close stops at once: listeners and connections are closed, jobs held in
+// memory are dropped. It waits for the connection goroutines to end.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.mu.closed = true
+		for l := range s.mu.listeners {
+			l.Close()
+		}
+		for c := range s.mu.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.cancel()
+		close(s.done)
+	})
+	s.wg.Wait()
+	return s.flushStore()
+}
+
+// flushStore writes what the committer still holds (write-behind adds were
+// acknowledged already), bounded by a minute so a dead store cannot hang
+// the exit.
+func (s *Server) flushStore() error {
+	if s.committer == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.committer.Close(ctx); err != nil {
+		return fmt.Errorf("server: flushing the store: %w", err)
+	}
+	return nil
+}
+
+// Done is closed once the server has begun stopping, whatever stopped it:
+// Close, the end of Shutdown, or the admin commands `shutdown` and
+// `shutdown graceful`. Close returns only when its goroutines have ended.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// runTimers drives the queue's epoch and timeout timers with the real clock.
+func (s *Server) runTimers() {
+	defer s.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		next := s.queue.Tick(s.cfg.Now())
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(s.cfg.Now()), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-s.queue.TimerChanged():
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Replay loads every job the Store holds into the queue, in sequence
+// order, keeping handles, uniques, priorities, times, reducers and attempt
+// counts. Call it once, before Serve. Progress is logged every 100,000
+// jobs; records the driver cannot decode are logged and skipped (the driver
+// keeps them). It returns the number of jobs loaded.
+func (s *Server) Replay(ctx context.Context) (int, error) {
+	if s.cfg.Store == nil {
+		return 0, nil
+	}
+	if c, ok := s.cfg.Store.(store.Corruption); ok {
+		c.SetCorruptHandler(func(key string, err error) {
+			s.log.Error("skipping a stored job that cannot be decoded; it is kept in the store", "key", key, "err", err)
+		})
+	}
+	start := time.Now()
+	n := 0
+	// Replay only adds to the heap, so collections during it find little
+	// to free: collect less often until it is done.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	err := s.cfg.Store.Replay(ctx, func(r store.Record) error {
+		s.queue.Restore(r)
+		n++
+		if n%100_000 == 0 {
+			s.log.Log(ctx, LevelNotice, "replaying stored jobs", "loaded", n, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("replaying stored jobs: %w", err)
+	}
+	s.log.Log(ctx, LevelNotice, "replayed stored jobs", "jobs", n, "elapsed", time.Since(start).Round(time.Millisecond))
+	return n, nil
+}

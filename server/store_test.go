@@ -1,0 +1,174 @@
+package server_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gearmand/protocol"
+	"gearmand/server"
+	"gearmand/store"
+	"gearmand/store/memstore"
+	"gearmand/store/storetest"
+)
+
+// storedServer runs a server over st, after replaying it.
+func storedServer(t *testing.T, st store.Store, cfg server.Config) (string, *server.Server) {
+	t.Helper()
+	cfg.Store = st
+	if cfg.HandlePrefix == "" {
+		cfg.HandlePrefix = "H:test"
+	}
+	cfg.JobRetries = -1
+	cfg.Logger = discardLogger()
+	srv := server.New(cfg)
+	if _, err := srv.Replay(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, srv), srv
+}
+
+func TestBackgroundJobsAreStoredUntilTheyEnd(t *testing.T) {
+	st := memstore.New()
+	addr, _ := storedServer(t, st, server.Config{})
+	client, worker := dial(t, addr), dial(t, addr)
+	client.send(protocol.SubmitJobBG, "f", "u", "data")
+	client.expect(protocol.JobCreated, "H:test:1")
+	if st.Len() != 1 {
+		t.Fatalf("%d records after JOB_CREATED, want 1", st.Len())
+	}
+	client.send(protocol.SubmitJob, "f", "fg", "x")
+	client.expect(protocol.JobCreated, "H:test:2")
+	if st.Len() != 1 {
+		t.Fatalf("a foreground job was stored: %d records", st.Len())
+	}
+	worker.send(protocol.CanDo, "f")
+	worker.send(protocol.GrabJobUniq)
+	worker.expect(protocol.JobAssignUniq, "H:test:1", "f", "u", "data")
+	worker.send(protocol.WorkComplete, "H:test:1", "")
+	eventually(t, "the finished job's record to be deleted", func() bool { return st.Len() == 0 })
+}
+
+func TestReplayRestoresJobsAndHandles(t *testing.T) {
+	st := memstore.New()
+	created := time.Now().Add(-time.Hour)
+	err := st.Apply(context.Background(), store.Batch{Adds: []store.Record{
+		{Seq: 5, Handle: "H:old:5", Function: "f", Unique: "a", Data: []byte("first"), Priority: 1, Created: created},
+		{Seq: 9, Handle: "H:old:9", Function: "f", Unique: "b", Data: []byte("high"), Priority: 0, Created: created},
+		{Seq: 7, Handle: "H:old:7", Function: "f", Unique: "c", Data: []byte("second"), Priority: 1, Attempts: 2, Created: created},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := storedServer(t, st, server.Config{})
+	client, worker := dial(t, addr), dial(t, addr)
+	client.send(protocol.GetStatus, "H:old:7")
+	client.expect(protocol.StatusRes, "H:old:7", "1", "0", "0", "0")
+	client.send(protocol.GetStatusUnique, "b")
+	client.expect(protocol.StatusResUnique, "b", "1", "0", "0", "0", "0")
+	if got := client.admin("show jobs"); len(got) != 3 || got[1] != "H:old:7\t2\t0\t1" {
+		t.Fatalf("show jobs after replay: %q", got)
+	}
+	// A submission with a replayed unique coalesces; a new one continues
+	// the handle counter.
+	client.send(protocol.SubmitJobBG, "f", "a", "")
+	client.expect(protocol.JobCreated, "H:old:5")
+	client.send(protocol.SubmitJobBG, "f", "d", "")
+	client.expect(protocol.JobCreated, "H:test:10")
+
+	worker.send(protocol.CanDo, "f")
+	for _, want := range []string{"H:old:9", "H:old:5", "H:old:7", "H:test:10"} {
+		worker.send(protocol.GrabJob)
+		args := worker.expectArgs(protocol.JobAssign)
+		if args[0] != want {
+			t.Fatalf("assigned %s, want %s (high first, then sequence order)", args[0], want)
+		}
+	}
+}
+
+// TestWriteThroughRepliesKeepRequestOrder pipelines background and
+// foreground submits on one connection: background JOB_CREATED waits for
+// the store, and nothing may overtake it.
+func TestWriteThroughRepliesKeepRequestOrder(t *testing.T) {
+	addr, _ := storedServer(t, memstore.New(), server.Config{})
+	p := dial(t, addr)
+	const n = 200
+	var b []byte
+	for i := range n {
+		typ := protocol.SubmitJobBG
+		if i%3 == 1 {
+			typ = protocol.SubmitJob
+		}
+		b = protocol.AppendPacketStrings(b, protocol.Req, typ, "f", "u"+strconv.Itoa(i), "")
+		if i%50 == 0 {
+			b = protocol.AppendPacketStrings(b, protocol.Req, protocol.EchoReq, strconv.Itoa(i))
+		}
+	}
+	p.write(b)
+	for i := range n {
+		p.expect(protocol.JobCreated, "H:test:"+strconv.Itoa(i+1))
+		if i%50 == 0 {
+			p.expect(protocol.EchoRes, strconv.Itoa(i))
+		}
+	}
+}
+
+func TestWriteBehindStoresAfterTheInterval(t *testing.T) {
+	st := memstore.New()
+	addr, _ := storedServer(t, st, server.Config{StoreMode: store.WriteBehind, FlushInterval: 20 * time.Millisecond})
+	p := dial(t, addr)
+	p.send(protocol.SubmitJobBG, "f", "u", "")
+	p.expect(protocol.JobCreated, "H:test:1")
+	eventually(t, "the write-behind flush", func() bool { return st.Len() == 1 })
+}
+
+func TestCloseFlushesWriteBehind(t *testing.T) {
+	st := memstore.New()
+	addr, srv := storedServer(t, st, server.Config{StoreMode: store.WriteBehind, FlushInterval: time.Hour})
+	p := dial(t, addr)
+	for i := range 10 {
+		p.send(protocol.SubmitJobBG, "f", strconv.Itoa(i), "")
+		p.expectArgs(protocol.JobCreated)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Len() != 10 {
+		t.Fatalf("%d records after Close, want 10", st.Len())
+	}
+}
+
+// TestStoreFailureIsAQueueError: while the store fails, a background
+// submit gets ERROR QUEUE_ERROR with the reason and creates no job; other
+// connections keep working; once the store is back, submits succeed and
+// nothing acknowledged is missing.
+func TestStoreFailureIsAQueueError(t *testing.T) {
+	mem := memstore.New()
+	f := &storetest.Faulty{Store: mem}
+	addr, _ := storedServer(t, f, server.Config{})
+	client, other := dial(t, addr), dial(t, addr)
+	client.send(protocol.SubmitJobBG, "f", "before", "")
+	client.expect(protocol.JobCreated, "H:test:1")
+
+	f.Fail(store.ErrUnavailable)
+	client.send(protocol.SubmitJobBG, "f", "during", "")
+	client.expect(protocol.Error, "QUEUE_ERROR", store.ErrUnavailable.Error())
+	other.send(protocol.SubmitJob, "g", "", "fg") // foreground jobs need no store
+	other.expect(protocol.JobCreated, "H:test:3")
+	other.line("status")
+	other.expectText("f\t1\t0\t0\ng\t1\t0\t0\n.\n")
+
+	f.Heal()
+	client.send(protocol.SubmitJobBG, "f", "during", "")
+	client.expect(protocol.JobCreated, "H:test:4")
+	var uniques []string
+	mem.Replay(context.Background(), func(r store.Record) error {
+		uniques = append(uniques, r.Unique)
+		return nil
+	})
+	if strings.Join(uniques, ",") != "before,during" {
+		t.Fatalf("stored %q, want before and during", uniques)
+	}
+}

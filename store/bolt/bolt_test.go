@@ -1,0 +1,349 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"gearmand/store"
+	"gearmand/store/storetest"
+)
+
+func openAt(tb testing.TB, path string) *Store {
+	tb.Helper()
+	s, err := Open(path)
+	if err != nil {
+		tb.Fatalf("Open(%s): %v", path, err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// corrupt overwrites the stored value of seq with bytes DecodeRecord
+// rejects (an unknown version), straight through bbolt.
+func corrupt(tb testing.TB, s *Store, seq uint64) {
+	tb.Helper()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucket).Put(store.AppendKey(nil, seq), []byte{0xee, 0, 0})
+	})
+	if err != nil {
+		tb.Fatalf("corrupting record %d: %v", seq, err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
+	}, storetest.Reopen(func(t *testing.T, old store.Store) store.Store {
+		return openAt(t, old.(*Store).Path())
+	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
+		corrupt(t, s.(*Store), seq)
+	}))
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		return openAt(b, filepath.Join(b.TempDir(), "jobs.db"))
+	})
+}
+
+func TestRegistered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s, err := store.Open(context.Background(), "Bolt", store.Options{Path: path})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	defer s.Close()
+	if _, ok := s.(*Store); !ok {
+		t.Fatalf("store.Open gave a %T", s)
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	openAt(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
+		t.Errorf("file mode %v, want at most 0600", perm)
+	}
+}
+
+func TestLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	first := openAt(t, path)
+	start := time.Now()
+	second, err := Open(path, LockTimeout(100*time.Millisecond))
+	if err == nil {
+		second.Close()
+		t.Fatal("a second Open of the same file succeeded")
+	}
+	if !errors.Is(err, store.ErrLocked) {
+		t.Errorf("second Open: %v, want an error wrapping store.ErrLocked", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "in use by another gearmand") {
+		t.Errorf("second Open: %q, want the file named and the reason", msg)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("second Open took %v to fail", d)
+	}
+	// The first store is unharmed, and once it is closed the file opens.
+	if err := first.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
+		t.Fatalf("Apply on the first store: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third := openAt(t, path)
+	if n := count(t, third); n != 1 {
+		t.Errorf("after reopening: %d records, want 1", n)
+	}
+}
+
+func TestLockedThroughRegistry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	openAt(t, path)
+	_, err := store.Open(context.Background(), "bolt", store.Options{Path: path})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("store.Open of a held file: %v, want ErrLocked", err)
+	}
+}
+
+func TestMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "no", "such")
+	path := filepath.Join(dir, "jobs.db")
+	_, err := Open(path)
+	if err == nil {
+		t.Fatal("Open in a missing directory succeeded")
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("Open in a missing directory: %v; want it to name the directory and wrap fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open created the directory (stat: %v)", err)
+	}
+}
+
+func TestNotABoltFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not bolt "), 2000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a text file: %v, want ErrCorrupt naming the file", err)
+	}
+}
+
+func TestCorruptRecordSkippedAndKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s := openAt(t, path)
+	var b store.Batch
+	for seq := uint64(1); seq <= 5; seq++ {
+		b.Adds = append(b.Adds, storetest.Sample(seq))
+	}
+	if err := s.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	corrupt(t, s, 3)
+	// A key that is not a Seq at all, after every record.
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucket).Put([]byte("\xffodd keys"), []byte("x"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type report struct {
+		key string
+		err error
+	}
+	var reports []report
+	s.SetCorruptHandler(func(key string, err error) { reports = append(reports, report{key, err}) })
+	var seqs []uint64
+	err = s.Replay(context.Background(), func(r store.Record) error {
+		seqs = append(seqs, r.Seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{1, 2, 4, 5}; !slices.Equal(seqs, want) {
+		t.Errorf("replayed %v, want %v", seqs, want)
+	}
+	if len(reports) != 2 {
+		t.Fatalf("reports %v, want 2", reports)
+	}
+	if r := reports[0]; r.key != "3 (key 0000000000000003)" || !errors.Is(r.err, store.ErrCorrupt) {
+		t.Errorf("first report: key %q err %v", r.key, r.err)
+	}
+	if r := reports[1]; r.key != "ff6f6464206b657973" || !errors.Is(r.err, store.ErrCorrupt) {
+		t.Errorf("second report: key %q err %v", r.key, r.err)
+	}
+
+	// Both are still in the file after Replay and after a reopen.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path)
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		bk := tx.Bucket(bucket)
+		if v := bk.Get(store.AppendKey(nil, 3)); !bytes.Equal(v, []byte{0xee, 0, 0}) {
+			t.Errorf("record 3 after Replay: %x, want the corrupt bytes kept", v)
+		}
+		if bk.Get([]byte("\xffodd keys")) == nil {
+			t.Error("the odd key is gone after Replay")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With no handler, Replay skips silently.
+	if n := count(t, s); n != 4 {
+		t.Errorf("with no handler: %d records, want 4", n)
+	}
+}
+
+// TestReplayAcrossChunks covers the resumption between read transactions,
+// with Apply called from inside fn: the deletes land in the part not yet
+// read, the adds after the end.
+func TestReplayAcrossChunks(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
+	const n = 3*replayChunkRecords + 17
+	var b store.Batch
+	for seq := uint64(1); seq <= n; seq++ {
+		b.Adds = append(b.Adds, storetest.Sample(seq))
+	}
+	if err := s.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	err := s.Replay(context.Background(), func(r store.Record) error {
+		seqs = append(seqs, r.Seq)
+		if r.Seq == 10 {
+			// Ten records past the end of every later chunk boundary.
+			var b store.Batch
+			for seq := uint64(n + 1); seq <= n+10; seq++ {
+				b.Adds = append(b.Adds, storetest.Sample(seq))
+			}
+			b.Deletes = []uint64{2 * replayChunkRecords, 2*replayChunkRecords + 1}
+			return s.Apply(context.Background(), b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]uint64, 0, n+10)
+	for seq := uint64(1); seq <= n+10; seq++ {
+		if seq != 2*replayChunkRecords && seq != 2*replayChunkRecords+1 {
+			want = append(want, seq)
+		}
+	}
+	if !slices.Equal(seqs, want) {
+		t.Errorf("replayed %d records (%v...), want %d", len(seqs), seqs[:min(len(seqs), 5)], len(want))
+	}
+}
+
+func TestCloseTwiceAndClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Apply after Close: %v", err)
+	}
+	if err := s.Replay(context.Background(), func(store.Record) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Replay after Close: %v", err)
+	}
+	// Closing released the lock.
+	openAt(t, path)
+}
+
+func TestLargePayloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s := openAt(t, path)
+	var b store.Batch
+	for seq := uint64(1); seq <= 3; seq++ {
+		r := storetest.Sample(seq)
+		r.Data = bytes.Repeat([]byte{byte(seq), 0, 0xff}, 10<<20/3+1) // just over 10 MiB
+		b.Adds = append(b.Adds, r)
+	}
+	if err := s.Apply(context.Background(), b); err != nil {
+		t.Fatalf("Apply of three 10 MiB records: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path)
+	i := 0
+	err := s.Replay(context.Background(), func(r store.Record) error {
+		if d := storetest.Diff(r, b.Adds[i]); d != "" {
+			t.Errorf("record %d: %s", r.Seq, d)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != 3 {
+		t.Fatalf("Replay: %d records, %v", i, err)
+	}
+	if err := s.Apply(context.Background(), store.Batch{Deletes: []uint64{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s); n != 0 {
+		t.Errorf("%d records after deleting all", n)
+	}
+}
+
+func TestInterpretError(t *testing.T) {
+	for _, c := range []struct {
+		native error
+		want   error
+	}{
+		{context.Canceled, context.Canceled},
+		{store.ErrClosed, store.ErrClosed},
+		{bbolt.ErrTimeout, store.ErrLocked},
+		{bbolt.ErrDatabaseNotOpen, store.ErrClosed},
+		{bbolt.ErrValueTooLarge, store.ErrTooLarge},
+		{bbolt.ErrInvalid, store.ErrCorrupt},
+		{bbolt.ErrChecksum, store.ErrCorrupt},
+		{&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}, store.ErrUnavailable},
+	} {
+		got := interpretError("jobs.db", c.native)
+		if !errors.Is(got, c.want) || !errors.Is(got, c.native) {
+			t.Errorf("interpretError(%v) = %v, want it to wrap %v and the native error", c.native, got, c.want)
+		}
+	}
+	if interpretError("jobs.db", nil) != nil {
+		t.Error("interpretError(nil) != nil")
+	}
+}
+
+func count(t *testing.T, s *Store) int {
+	t.Helper()
+	n := 0
+	if err := s.Replay(context.Background(), func(store.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,423 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Mode is when an add counts as accepted.
+type Mode uint8
+
+const (
+	// WriteThrough: an add is accepted only once the batch holding it is
+	// durable; OnCommit reports the outcome for its token.
+	WriteThrough Mode = iota
+	// WriteBehind: an add is accepted at once and flushed on an interval;
+	// a crash loses at most one interval of adds.
+	WriteBehind
+)
+
+// String returns "write-through" or "write-behind".
+func (m Mode) String() string {
+	if m == WriteBehind {
+		return "write-behind"
+	}
+	return "write-through"
+}
+
+// ParseMode reads "write-through" or "write-behind".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "write-through":
+		return WriteThrough, nil
+	case "write-behind":
+		return WriteBehind, nil
+	}
+	return 0, errors.New("store mode must be write-through or write-behind, not " + s)
+}
+
+// CommitterConfig configures a Committer.
+type CommitterConfig[T any] struct {
+	Mode Mode
+	// FlushInterval is how long write-behind lets adds gather before it
+	// flushes them, idle or not, so that a job finished within it is never
+	// written. Default 10ms.
+	FlushInterval time.Duration
+	// MaxPending and MaxPendingBytes bound the adds waiting or in flight;
+	// WaitRoom blocks while either is reached. Defaults 100,000 and 64 MiB.
+	MaxPending      int
+	MaxPendingBytes int
+	// OnCommit is called from the committer's goroutine after every batch
+	// that held adds with tokens, with those tokens in Add order and the
+	// outcome: nil once durable, else the error. It is called for
+	// write-through adds only; write-behind adds are retried until stored.
+	OnCommit func(tokens []T, err error)
+	// Logger receives store errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Committer sits between the queue and a Store: it gathers the adds and
+// deletes that arrive from many goroutines and writes them in batches, one
+// Apply at a time. Everything that arrives while one Apply is in flight goes
+// into the next (group commit: one fsync or transaction for all of it).
+//
+// Delivery is at least once: a delete that fails is retried, and a job that
+// finished just before a crash may come back on replay.
+//
+// Add, Update and Delete never block and never call back into the caller;
+// they are safe to call with the caller's own locks held. OnCommit is called
+// with no Committer lock held.
+type Committer[T any] struct {
+	store Store
+	cfg   CommitterConfig[T]
+	log   *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		adds    []pendingAdd[T]
+		deletes []uint64
+		pending int // adds waiting or in flight
+		bytes   int // their Data bytes
+		// oldest is when the oldest add not yet taken for a batch arrived
+		// (zero when none waits). Write-behind refuses room while it is
+		// older than two flush intervals: the store is behind, and new
+		// acknowledgements would widen what a crash can lose.
+		oldest time.Time
+		// taken is oldest as it was when the batch in flight was taken; a
+		// failed batch put back in front gets it again.
+		taken    time.Time
+		closing  bool
+		roomFree chan struct{} // closed when room frees up
+	}
+	kick    chan struct{}
+	closing chan struct{} // closed by Close: cuts short the flush wait
+	abandon chan struct{} // closed when Close's context ends: stop retrying
+	done    chan struct{}
+	// ctx is passed to Apply; it ends with abandon, so that a store that
+	// hangs cannot hold Close past its context.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type pendingAdd[T any] struct {
+	rec      Record
+	token    T
+	hasToken bool
+}
+
+// NewCommitter starts a Committer over s. Close stops it.
+func NewCommitter[T any](s Store, cfg CommitterConfig[T]) *Committer[T] {
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 10 * time.Millisecond
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 100_000
+	}
+	if cfg.MaxPendingBytes <= 0 {
+		cfg.MaxPendingBytes = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Committer[T]{store: s, cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), closing: make(chan struct{}), abandon: make(chan struct{}), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.mu.roomFree = make(chan struct{})
+	go c.run()
+	return c
+}
+
+// Mode returns the committer's mode.
+func (c *Committer[T]) Mode() Mode { return c.cfg.Mode }
+
+// Add queues r. In write-through mode token comes back through OnCommit
+// once the batch holding r is durable or has failed. The caller must not
+// modify r.Data afterwards. After Close it returns ErrClosed.
+func (c *Committer[T]) Add(r Record, token T) error {
+	return c.add(pendingAdd[T]{rec: r, token: token, hasToken: c.cfg.Mode == WriteThrough})
+}
+
+// Update queues r to replace the stored record of the same Seq (to record
+// a new attempt count, say). Nobody waits for it; it is retried until
+// stored or deleted.
+func (c *Committer[T]) Update(r Record) error {
+	return c.add(pendingAdd[T]{rec: r})
+}
+
+func (c *Committer[T]) add(a pendingAdd[T]) error {
+	c.mu.Lock()
+	if c.mu.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if len(c.mu.adds) == 0 {
+		c.mu.oldest = time.Now()
+	}
+	c.mu.adds = append(c.mu.adds, a)
+	c.mu.pending++
+	c.mu.bytes += len(a.rec.Data)
+	c.mu.Unlock()
+	c.wake()
+	return nil
+}
+
+// Delete queues the removal of the record with this Seq. An add of the
+// same Seq still waiting is then never written.
+func (c *Committer[T]) Delete(seq uint64) {
+	c.mu.Lock()
+	c.mu.deletes = append(c.mu.deletes, seq)
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *Committer[T]) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// HasRoom reports whether an add now would stay within the bounds, so
+// WaitRoom would not block.
+//
+// In write-behind mode the bounds include age: no room while the oldest
+// unwritten add is older than two flush intervals, so that a store falling
+// behind slows submitters down rather than stretching what a crash can
+// lose.
+func (c *Committer[T]) HasRoom() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hasRoomLocked()
+}
+
+func (c *Committer[T]) hasRoomLocked() bool {
+	if c.mu.closing {
+		return true
+	}
+	if c.mu.pending >= c.cfg.MaxPending || c.mu.bytes >= c.cfg.MaxPendingBytes {
+		return false
+	}
+	return c.cfg.Mode != WriteBehind || c.mu.oldest.IsZero() || time.Since(c.mu.oldest) < 2*c.cfg.FlushInterval
+}
+
+// WaitRoom blocks while the adds waiting or in flight reach MaxPending or
+// MaxPendingBytes, so that a store slower than its clients slows them down
+// instead of growing memory. It returns ctx's error if ctx ends first.
+func (c *Committer[T]) WaitRoom(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		free, room := c.mu.roomFree, c.hasRoomLocked()
+		c.mu.Unlock()
+		if room {
+			return nil
+		}
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close flushes everything queued, stops the committer's goroutine and
+// returns. It does not close the Store. If ctx ends first it returns ctx's
+// error and whatever was still queued is not written.
+func (c *Committer[T]) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.mu.closing {
+		c.mu.closing = true
+		close(c.closing)
+	}
+	c.mu.Unlock()
+	c.wake()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		left := c.mu.pending
+		select {
+		case <-c.abandon:
+		default:
+			close(c.abandon)
+			c.cancel()
+		}
+		c.mu.Unlock()
+		c.log.Error("store: gave up flushing at shutdown", "unwritten_adds", left, "err", ctx.Err())
+		<-c.done
+		return ctx.Err()
+	}
+}
+
+// run is the committer's goroutine: take everything queued, Apply it, report,
+// repeat.
+func (c *Committer[T]) run() {
+	defer close(c.done)
+	defer c.cancel()
+	var backoff time.Duration
+	fenced := false // ErrLocked was logged
+	for {
+		<-c.kick
+		c.mu.Lock()
+		closing := c.mu.closing
+		c.mu.Unlock()
+		if c.cfg.Mode == WriteBehind && !closing {
+			// A whole interval even after an idle spell: flushing the first
+			// add at once would write every short job of a quiet server.
+			c.pause(c.cfg.FlushInterval, c.closing)
+		}
+		adds, deletes := c.take()
+		if len(adds) == 0 && len(deletes) == 0 {
+			if closing {
+				return
+			}
+			continue
+		}
+		err := c.apply(adds, deletes)
+		switch {
+		case err == nil:
+			backoff = 0
+		case errors.Is(err, ErrLocked):
+			if !fenced {
+				fenced = true
+				c.log.Error("store taken over by another server: this server's writes are refused from now on; background submits fail with QUEUE_ERROR until it is restarted", "err", err)
+			}
+		default:
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			c.log.Error("store write failed; will retry", "err", err, "adds", len(adds), "deletes", len(deletes), "retry_in", backoff)
+			if !c.pause(backoff, c.abandon) {
+				return
+			}
+		}
+		c.wake() // whatever arrived meanwhile, or the retry
+	}
+}
+
+// pause waits for d or until cut is closed, and reports whether it waited
+// the whole time.
+func (c *Committer[T]) pause(d time.Duration, cut <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cut:
+		return false
+	}
+}
+
+// take removes everything queued.
+func (c *Committer[T]) take() ([]pendingAdd[T], []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	adds, deletes := c.mu.adds, c.mu.deletes
+	c.mu.adds, c.mu.deletes = nil, nil
+	c.mu.taken, c.mu.oldest = c.mu.oldest, time.Time{}
+	if !c.mu.taken.IsZero() {
+		c.freeRoomLocked() // submitters held back by age may go on
+	}
+	return adds, deletes
+}
+
+// apply writes one batch and settles it: tokens are reported; on failure
+// deletes and tokenless adds go back to the queue for a retry, while adds
+// with tokens fail (their submitters get the error).
+func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
+	b := Batch{Deletes: deletes}
+	var deleted map[uint64]bool
+	if len(deletes) > 0 && len(adds) > 0 {
+		deleted = make(map[uint64]bool, len(deletes))
+		for _, s := range deletes {
+			deleted[s] = true
+		}
+	}
+	var tokens []T
+	for _, a := range adds {
+		if a.hasToken {
+			tokens = append(tokens, a.token)
+		}
+		if !deleted[a.rec.Seq] {
+			b.Adds = append(b.Adds, a.rec)
+		}
+	}
+	b.Adds = lastPerSeq(b.Adds)
+	err := c.store.Apply(c.ctx, b)
+	settled := adds
+	if err != nil && !errors.Is(err, ErrLocked) {
+		// Adds nobody waits for (write-behind, updates) are retried with
+		// the deletes; adds with tokens fail and their submitters are told.
+		// ErrLocked is final (another server owns the store now), so
+		// nothing of a batch it refused is retried.
+		var retry []pendingAdd[T]
+		settled = nil
+		for _, a := range adds {
+			if a.hasToken {
+				settled = append(settled, a)
+			} else {
+				retry = append(retry, a)
+			}
+		}
+		c.requeue(retry, deletes)
+	}
+	c.release(settled)
+	if len(tokens) > 0 && c.cfg.OnCommit != nil {
+		c.cfg.OnCommit(tokens, err)
+	}
+	return err
+}
+
+// lastPerSeq keeps only the last add of each Seq, in place: an update
+// queued behind its record's add, or behind a failed update, supersedes
+// it, and a Batch adds a Seq at most once.
+func lastPerSeq(rs []Record) []Record {
+	increasing := true
+	for i := 1; i < len(rs) && increasing; i++ {
+		increasing = rs[i-1].Seq < rs[i].Seq
+	}
+	if increasing {
+		return rs
+	}
+	last := make(map[uint64]int, len(rs))
+	for i, r := range rs {
+		last[r.Seq] = i
+	}
+	out := rs[:0]
+	for i, r := range rs {
+		if last[r.Seq] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// requeue puts a failed batch's retriable parts back in front of what
+// arrived since, keeping their order. They stay counted as pending.
+func (c *Committer[T]) requeue(adds []pendingAdd[T], deletes []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.adds = append(adds[:len(adds):len(adds)], c.mu.adds...)
+	c.mu.deletes = append(deletes[:len(deletes):len(deletes)], c.mu.deletes...)
+	if len(adds) > 0 {
+		c.mu.oldest = c.mu.taken
+	}
+}
+
+// release stops counting settled adds against the bound and wakes
+// WaitRoom callers.
+func (c *Committer[T]) release(adds []pendingAdd[T]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range adds {
+		c.mu.pending--
+		c.mu.bytes -= len(a.rec.Data)
+	}
+	c.freeRoomLocked()
+}
+
+// freeRoomLocked wakes WaitRoom callers to look again.
+func (c *Committer[T]) freeRoomLocked() {
+	close(c.mu.roomFree)
+	c.mu.roomFree = make(chan struct{})
+}

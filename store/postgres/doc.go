@@ -1,0 +1,109 @@
+// Package postgres is a store.Store in a PostgreSQL database (gearmand -q
+// postgres), for servers that keep their background jobs in a database
+// they already run, or that share one database: each server writes only
+// its own namespace, and a replacement server adopts a dead one's jobs by
+// starting with its namespace (which fences the old one off: see below).
+//
+// It registers itself as "postgres" and reads store.Options.DSN (a libpq
+// URL or keyword/value connection string, as pgx accepts it),
+// store.Options.Namespace (required) and store.Options.Extra
+// ["apply-timeout"] (a Go duration, default 5s).
+//
+// # Schema
+//
+// Open applies the migrations of package gearmand/migrations (tern, under
+// a PostgreSQL advisory lock; the version is kept in
+// gearmand_schema_version). One table holds every namespace's jobs:
+//
+//	gearmand_jobs
+//	+-----------+--------+--------+----------+------------+-------+
+//	| namespace | seq    | handle | function | unique_key | data  |
+//	| text      | bigint | bytea  | bytea    | bytea      | bytea |
+//	+-----------+--------+--------+----------+------------+-------+
+//	| priority | run_at, run_at_nanos    | reducer | attempts |
+//	| smallint | timestamptz, smallint   | bytea   | bigint   |
+//	+----------+-------------------------+---------+----------+
+//	| created, created_nanos | PRIMARY KEY (namespace, seq)   |
+//	| timestamptz, smallint  |                                |
+//	+------------------------+--------------------------------+
+//
+// Every protocol string is bytea: function names, uniques and handles may
+// hold NULs and bytes that are not UTF-8, which text refuses. timestamptz
+// keeps microseconds, so the nanoseconds past the microsecond are kept
+// beside it and the store gives back the instant it was given. A NULL
+// time is the zero time. attempts is bigint because it holds a uint32.
+// The table name is fixed: no SQL is built from input.
+//
+// Unlike gearmand's libpq queue, rows are keyed by sequence number, not
+// by (unique, function), so empty or repeated uniques never collide; all
+// values are bound parameters; priority and times are read back in their
+// own types, not parsed from binary with atoi; and times do not stop in
+// 2038.
+//
+// # Apply
+//
+// Each Apply is one transaction, opened by the fence (see below), made in
+// one of two ways:
+//
+//   - Fewer than 64 adds: the DELETE of the batch's deletes
+//     (seq = ANY($2)) and an INSERT ... SELECT FROM unnest(arrays) ... ON
+//     CONFLICT (namespace, seq) DO UPDATE go out together as one pgx
+//     batch: one round trip, run by PostgreSQL as one implicit
+//     transaction.
+//   - 64 adds or more: BEGIN, one DELETE of the deletes and of the adds'
+//     Seqs (COPY cannot replace a row), COPY of the adds, COMMIT.
+//
+// The upsert's single round trip halves the cost of a one-record batch,
+// which is what a lightly loaded server commits; COPY streams rows without
+// building arrays and wins on large batches and payloads, which is what a
+// loaded server's Committer gathers. Apply returns nil only after the
+// COMMIT, durable as the server's synchronous_commit says (by default
+// once the WAL is flushed).
+//
+// # One owner per namespace: fencing
+//
+// One namespace has one live owner. Open takes the namespace over: after
+// the migrations it bumps the namespace's row in gearmand_owners
+// (migration 002: namespace text PRIMARY KEY, generation bigint) and keeps
+// the new generation. The first statement of every Apply transaction, on
+// both routes, is SELECT gearmand_fence(namespace, generation): it takes
+// FOR SHARE on that row and raises SQLSTATE GMD01 when the generation is
+// no longer the Store's. So:
+//
+//   - a server killed with an Apply in flight cannot overwrite the jobs
+//     of the server that replaced it: PostgreSQL may still commit that
+//     transaction, but the replacement's bump waits for every transaction
+//     past the fence (Open waits at most TakeoverWait, default 30s, then
+//     fails with store.ErrLocked saying a write of the previous owner is
+//     still in progress), so its Replay sees what the dead one committed;
+//     a dead transaction that had not reached the fence fails it;
+//   - a second live server started on the namespace fences the first:
+//     the first's Applies fail with store.ErrLocked ("namespace ... was
+//     taken over by another gearmand (generation N ...)"), which is final
+//     for that Store (its Committer fails submits with QUEUE_ERROR).
+//
+// The store's connections set client_connection_check_interval (1s, on
+// PostgreSQL 14 and later, unless the DSN sets it): a transaction whose
+// client died while it waited on a lock is aborted within about a second
+// rather than holding the fence, and the next Open, until the lock goes.
+//
+// # Failures
+//
+// Every Apply runs under its own timeout (ApplyTimeout, default 5s), which
+// also bounds connecting. A database that is down, restarting, refusing
+// connections or not answering makes Apply fail within it with an error
+// wrapping store.ErrUnavailable, so the Committer fails the waiting
+// submits with QUEUE_ERROR and retries; pgxpool replaces broken
+// connections, and the first Apply after the database is back succeeds.
+// interpretError is the one place that maps pgx's, PostgreSQL's (by
+// SQLSTATE class) and the network's errors to the store sentinels.
+//
+// # Replay
+//
+// Replay runs one query, ORDER BY seq over the primary key, and decodes
+// rows as pgx reads them off the connection, so memory does not grow with
+// the number of jobs. Each Record's byte slices are freshly allocated.
+// The callback runs while the query is open; an Apply from it uses another
+// pooled connection, and the rows still to come are those of the query's
+// snapshot.
+package postgres

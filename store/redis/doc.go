@@ -1,0 +1,120 @@
+// Package redis is a store.Store on Redis (gearmand -q redis): a single
+// node, a Sentinel-managed primary, or a Redis Cluster, through go-redis's
+// UniversalClient. Several servers may share one Redis: each keeps its jobs
+// under its own namespace, and a replacement server adopts a dead one's jobs
+// by opening the same namespace. A namespace has one live owner at a time:
+// opening it fences the server that had it before (see Fencing).
+//
+// It registers itself as "redis". store.Options.DSN is either one
+// "host:port", a comma-separated list of them (a Cluster seed list, or the
+// Sentinels when Extra["master"] names the primary), or a redis:// or
+// rediss:// (TLS) URL of a single node. store.Options.Namespace is required.
+// Extra["username"], Extra["password"], Extra["db"], Extra["cluster"]
+// ("true": a single address that is a Cluster's) and Extra["timeout"] are
+// optional.
+//
+// # Key layout
+//
+// Every key of a namespace carries the namespace as its hash tag, so all of
+// them hash to one Cluster slot and each Apply can be one Lua script:
+//
+//	gearmand:{<namespace>}:owner                       string, an integer
+//	+----------------------+
+//	| owner generation: 7  |   incremented by each Open; the Store that
+//	+----------------------+   took the current value is the one owner
+//
+//	gearmand:{<namespace>}:seqs                        sorted set, the index
+//	+----------------------+-------+
+//	| member               | score |   one member per stored job, all with
+//	| 00000000000000000042 |   0   |   score 0; a member is the Seq as 20
+//	| 00000000000000000043 |   0   |   zero-padded decimal digits, so the
+//	| ...                  |       |   set's lexicographic order is Seq order
+//	+----------------------+-------+
+//
+//	gearmand:{<namespace>}:job:00000000000000000042    string, one per job
+//	+---------------------------------------------------------------+
+//	| value: store.AppendValue (version 1, priority, attempts,      |
+//	| run_at, created, handle, function, unique, reducer, data)     |
+//	+---------------------------------------------------------------+
+//
+// The Seq is the identity, never (function, unique): empty and repeated
+// uniques do not collide, '-' and NUL in a function name mean nothing to the
+// layout, and the value is binary (Redis strings are binary-safe), so data
+// with NULs comes back whole. These are the bugs of gearmand's own redis
+// queue that this layout does not have.
+//
+// Why lexicographic members rather than scores: a score is a float64, exact
+// only up to 2^53, and a Seq is a uint64. With every score 0, ZRANGEBYLEX
+// orders members bytewise, and fixed-width decimal makes bytewise order the
+// numeric order for every uint64, while staying readable in redis-cli.
+//
+// A namespace may hold any bytes except '{' and '}', which would end the
+// hash tag early.
+//
+// # Apply and Replay
+//
+// Apply is one Lua script (EVALSHA, or EVAL when Redis does not have it
+// cached), all its keys in KEYS: it checks the owner key (see Fencing),
+// then runs DEL of the deleted jobs' keys and ZREM of their members, then
+// MSET of the added jobs' keys and ZADD of their members, each in chunks
+// of at most a thousand keys (Lua's unpack is limited to about 8000
+// values), so a batch of any size is one script. Redis runs a script
+// without interleaving, and the append-only file records its writes
+// between MULTI and EXEC, so after a crash Redis loads all of a batch or
+// none of it.
+//
+// # Fencing
+//
+// Open increments the namespace's owner key and keeps the generation it
+// got. Every Apply's script first compares the owner key with that
+// generation and writes nothing when they differ, failing with an error
+// wrapping store.ErrLocked that is final for that Store. This closes two
+// holes. A batch sent by a server that was then killed can still be
+// executed by Redis after the next server opened the namespace, replayed
+// without it, and reused its Seqs for jobs it acknowledged: unfenced, the
+// late batch would overwrite those jobs; fenced, it is refused. And two
+// live servers on one namespace would number jobs independently and
+// overwrite each other's: fenced, the older one's writes fail and it must
+// stop. So run one live server per namespace; a second start on the same
+// namespace takes it over. An owner key that is missing (deleted by hand,
+// a flushed database) fences every open Store too.
+//
+// Replay walks the index with ZRANGEBYLEX in pages, each after the last
+// member of the page before, and reads each page's values with one MGET.
+// It reads only its own namespace: O(own jobs), never KEYS, never a SCAN of
+// the database. An index member whose value is missing or does not decode
+// is skipped, left as it is, and reported to the store.Corruption handler
+// with its key.
+//
+// Each Apply, each Replay page, and Open's INCR of the owner key run under
+// the store's timeout (DefaultTimeout unless Config.Timeout says otherwise), so a dead
+// or hung Redis fails an Apply promptly with an error wrapping
+// store.ErrUnavailable. The driver does not retry (go-redis's retries are
+// turned off): the Committer retries, once for every driver. After Redis
+// comes back the client reconnects on its own. go-redis logs failed dials
+// through its own package-level logger (redis.SetLogger), standard error by
+// default; the driver leaves that to the binary.
+//
+// # Durability
+//
+// The store is only as durable as the Redis behind it, and Redis by
+// default is not durable. Apply returning nil means Redis executed the
+// transaction; whether it is on disk depends on Redis's settings:
+//
+//   - appendonly yes, appendfsync always: the batch was written to the
+//     append-only file and fsynced before Redis replied. This is the only
+//     setting under which a power loss cannot lose an acknowledged job.
+//   - appendonly yes, appendfsync everysec (Redis's default once AOF is on):
+//     a crash of redis-server alone loses nothing, but a power loss or
+//     kernel crash loses about the last second or two of batches.
+//   - appendonly no (Redis's default): only RDB snapshots, if any; a crash
+//     loses everything since the last snapshot.
+//
+// Replication is asynchronous: a Sentinel or Cluster failover can lose
+// batches the old primary acknowledged. And Redis must never evict these
+// keys: run it with maxmemory-policy noeviction (the default), or jobs
+// vanish without a trace (an evicted value whose index member survives is
+// reported as corrupt by Replay). Store.Persistence reads these settings
+// with CONFIG GET, and Persistence.Warnings says in words what each unsafe
+// one can lose, for the server to log at start.
+package redis
