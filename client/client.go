@@ -134,10 +134,10 @@ type call struct {
 	abandoned bool // the caller gave up (ctx); guarded by Client.mu
 }
 
-// Dial connects to the Gearman server at addr ("host:port").
-func Dial(ctx context.Context, addr string) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// Dial connects to the Gearman server at addr ("host:port"); WithTLS
+// connects over TLS.
+func Dial(ctx context.Context, addr string, opts ...DialOption) (*Client, error) {
+	conn, err := connect(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,13 @@
 // its Job's SendData, SendWarning and SendStatus. Run several Workers for
 // parallelism.
 //
+// # TLS
+//
+// Dial and NewWorker take WithTLS(cfg) to reach a server started with
+// --ssl; the handshake completes within Dial's context. NewClient and
+// NewWorkerConn run over any net.Conn the caller set up, a *tls.Conn
+// included.
+//
 // # Example
 //
 //	ctx := context.Background()

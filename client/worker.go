@@ -104,10 +104,10 @@ type packet struct {
 	args [][]byte
 }
 
-// NewWorker connects to the Gearman server at addr ("host:port").
-func NewWorker(ctx context.Context, addr string) (*Worker, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// NewWorker connects to the Gearman server at addr ("host:port"); WithTLS
+// connects over TLS.
+func NewWorker(ctx context.Context, addr string, opts ...DialOption) (*Worker, error) {
+	conn, err := connect(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}
