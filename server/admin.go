@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
+	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -24,7 +25,6 @@ const (
 	replyFunctionNotFound = "ERR function not found\r\n"
 	replyFunctionBusy     = "ERR there are still connected workers or executing clients\r\n"
 	replyTooManyTokens    = "ERR TOO_MANY_ARGUMENTS An+admin+command+takes+at+most+5+space-separated+words\r\n"
-	replyNotLoopback      = "ERR PERMISSION_DENIED shutdown+is+only+accepted+from+loopback+connections\r\n"
 	prefixIncomplete      = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
 	prefixUnknownCommand  = "ERR UNKNOWN_COMMAND Unknown+server+command"
 )
@@ -42,6 +42,11 @@ func (c *conn) admin(line []byte) {
 			return strings.ToLower(string(tok[i]))
 		}
 		return ""
+	}
+	if changesState[word(0)] && !AdminPermitted(c.peer, c.verifiedClient, c.srv.cfg.AdminAllow) {
+		c.srv.log.Warn("refused an admin command that changes state", "command", word(0), "remote", c.remote)
+		c.sendText("ERR PERMISSION_DENIED " + word(0) + "+is+only+accepted+from+loopback,+--admin-allow+networks+or+verified+client+certificates\r\n")
+		return
 	}
 	q := c.srv.queue
 	var b bytes.Buffer
@@ -179,17 +184,12 @@ func (c *conn) maxQueue(b *bytes.Buffer, tok [][]byte) {
 }
 
 // shutdown handles `shutdown` (immediate) and `shutdown graceful` (as
-// SIGUSR1), accepted only from loopback connections. It writes the reply
+// SIGUSR1); admin has checked that the connection may. It writes the reply
 // and returns the stop to run once the reply is flushed, or nil.
 func (c *conn) shutdown(b *bytes.Buffer, tok [][]byte) func() {
 	graceful := len(tok) == 2 && strings.EqualFold(string(tok[1]), "graceful")
 	if len(tok) > 2 || len(tok) == 2 && !graceful {
 		b.WriteString(prefixIncomplete + "shutdown\r\n")
-		return nil
-	}
-	if ip := net.ParseIP(c.remote); ip == nil || !ip.IsLoopback() {
-		c.srv.log.Warn("refused admin shutdown from a non-loopback connection", "remote", c.remote)
-		b.WriteString(replyNotLoopback)
 		return nil
 	}
 	c.srv.log.Log(context.Background(), LevelNotice, "shutdown requested by admin command", "graceful", graceful, "remote", c.remote)
@@ -202,3 +202,77 @@ func (c *conn) shutdown(b *bytes.Buffer, tok [][]byte) func() {
 
 // plusEscape writes spaces as '+', as gearmand's ERR lines do.
 func plusEscape(s string) string { return strings.ReplaceAll(s, " ", "+") }
+
+// changesState holds the admin commands that change the server's state.
+// Only connections AdminPermitted allows may run them; every other admin
+// command only reads (`verbose` included: it cannot set the level).
+var changesState = map[string]bool{
+	"shutdown": true,
+	"cancel":   true, // cancel job
+	"create":   true, // create function
+	"drop":     true, // drop function
+	"maxqueue": true,
+}
+
+// AdminPermitted reports whether a connection from peer may run the admin
+// commands that change state: it may when peer is a loopback address, when
+// it presented a TLS client certificate that verified against the server's
+// CA (verifiedClient), or when peer lies in one of the allow networks. An
+// invalid peer (not an IP connection) is permitted only by a certificate.
+func AdminPermitted(peer netip.Addr, verifiedClient bool, allow []netip.Prefix) bool {
+	if verifiedClient {
+		return true
+	}
+	if !peer.IsValid() {
+		return false
+	}
+	peer = peer.Unmap().WithZone("")
+	if peer.IsLoopback() {
+		return true
+	}
+	for _, p := range allow {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAdminAllow parses a comma-separated list of networks in CIDR
+// notation ("10.0.0.0/8", "fd00::/8") or bare addresses (one host: /32 or
+// /128) into prefixes for Config.AdminAllow. Spaces around entries are
+// ignored; "" is the empty list. IPv4-mapped IPv6 entries are read as the
+// IPv4 ones they map, since peers are compared unmapped.
+func ParseAdminAllow(list string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for entry := range strings.SplitSeq(list, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			return nil, fmt.Errorf("empty entry in %q", list)
+		}
+		var p netip.Prefix
+		if strings.Contains(entry, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(entry); err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR network", entry)
+			}
+		} else {
+			a, err := netip.ParseAddr(entry)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q is not an address or CIDR network", entry)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("%q: an IPv4-mapped network needs at least 96 bits", entry)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"gearmand/store"
@@ -41,6 +42,18 @@ type Config struct {
 	// KeepAlive, when Enable is set, applies TCP keepalive to every accepted
 	// connection. Zero durations and counts leave the OS defaults.
 	KeepAlive KeepAlive
+
+	// TLSHandshakeTimeout bounds the TLS handshake of a connection accepted
+	// from a TLS listener (see Serve); a peer that has not finished it in
+	// time is disconnected. Default 10s.
+	TLSHandshakeTimeout time.Duration
+
+	// AdminAllow lists the networks, besides loopback, whose connections
+	// may run the admin commands that change state (shutdown, cancel job,
+	// create function, drop function, maxqueue). Connections that
+	// presented a verified TLS client certificate may run them from
+	// anywhere. See AdminPermitted.
+	AdminAllow []netip.Prefix
 
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"gearmand/protocol"
 	"gearmand/queue"
+	"gearmand/server/tlsconf"
 )
 
 // maxOutbound bounds the replies queued for a connection that does not
@@ -31,7 +34,11 @@ type conn struct {
 	nc      net.Conn
 	r       *protocol.Reader
 	session *queue.Session
-	remote  string // peer IP, for logs and `workers`
+	remote  string     // peer IP, for logs and `workers`
+	peer    netip.Addr // peer IP (IPv4 unmapped), for admin access control
+	// verifiedClient is set once a TLS handshake has verified the peer's
+	// client certificate against the CA.
+	verifiedClient bool
 
 	out struct {
 		sync.Mutex
@@ -60,6 +67,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.remote = host
 	}
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.peer = ta.AddrPort().Addr().Unmap()
+	}
 	c.session = s.queue.Connect(c, queue.SessionInfo{FD: connFD(nc), Addr: c.remote, Exceptions: s.cfg.Exceptions})
 	return c
 }
@@ -67,7 +77,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 // connFD returns the connection's file descriptor number, which the
 // `workers` listing shows as gearmand does, or -1.
 func connFD(nc net.Conn) int {
-	sc, ok := nc.(syscall.Conn)
+	sc, ok := underlying(nc).(syscall.Conn)
 	if !ok {
 		return -1
 	}
@@ -78,6 +88,41 @@ func connFD(nc net.Conn) int {
 	fd := -1
 	_ = raw.Control(func(f uintptr) { fd = int(f) })
 	return fd
+}
+
+// underlying returns the network connection under a TLS one, or nc itself.
+func underlying(nc net.Conn) net.Conn {
+	if w, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		return w.NetConn()
+	}
+	return nc
+}
+
+// defaultTLSHandshakeTimeout is Config.TLSHandshakeTimeout's default.
+const defaultTLSHandshakeTimeout = 10 * time.Second
+
+// handshake completes the TLS handshake of a connection accepted from a TLS
+// listener, within Config.TLSHandshakeTimeout so that a peer that stalls
+// cannot hold the goroutine, and records whether the peer presented a
+// verified client certificate. It reports false when the connection is to
+// be closed; a plain connection needs nothing.
+func (c *conn) handshake() bool {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	timeout := c.srv.cfg.TLSHandshakeTimeout
+	if timeout <= 0 {
+		timeout = defaultTLSHandshakeTimeout
+	}
+	tc.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		c.srv.log.Warn("TLS handshake failed; connection closed", "remote", c.remote, "err", err)
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	c.verifiedClient = tlsconf.VerifiedClient(tc.ConnectionState())
+	return true
 }
 
 // Send implements queue.Peer: it copies frame into the output buffer and,
@@ -162,6 +207,9 @@ func (c *conn) serve() {
 		c.srv.log.Info("connection closed", "remote", c.remote)
 	}()
 	c.srv.log.Info("connection opened", "remote", c.remote)
+	if !c.handshake() {
+		return
+	}
 	for {
 		msg, err := c.r.Next()
 		c.handling.Store(true)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gearmand/queue"
+	"gearmand/server/gearhttp"
 	"gearmand/store"
 )
 
@@ -36,6 +37,8 @@ type Server struct {
 		conns     map[*conn]struct{}
 		closed    bool
 		draining  bool
+		// http serves the HTTP protocol, once ServeHTTPProtocol is called.
+		http *gearhttp.Server
 	}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -157,7 +160,7 @@ func (s *Server) stopping() bool {
 }
 
 func (s *Server) startConn(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok && s.cfg.KeepAlive.Enable {
+	if tc, ok := underlying(nc).(*net.TCPConn); ok && s.cfg.KeepAlive.Enable {
 		ka := net.KeepAliveConfig{Enable: true, Idle: s.cfg.KeepAlive.Idle, Interval: s.cfg.KeepAlive.Interval, Count: s.cfg.KeepAlive.Count}
 		if err := tc.SetKeepAliveConfig(ka); err != nil {
 			s.log.Warn("setting keepalive failed", "remote", nc.RemoteAddr(), "err", err)
@@ -194,6 +197,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.mu.listeners {
 		l.Close()
 	}
+	s.shutdownHTTPLocked()
 	s.mu.Unlock()
 	s.log.Log(ctx, LevelNotice, "graceful shutdown: waiting for jobs to finish", "jobs", s.queue.Len())
 	var err error
@@ -219,7 +223,11 @@ func (s *Server) Close() error {
 		for c := range s.mu.conns {
 			c.nc.Close()
 		}
+		h := s.mu.http
 		s.mu.Unlock()
+		if h != nil {
+			h.Close() // waits for its requests, which leave the queue
+		}
 		s.cancel()
 		close(s.done)
 	})
