@@ -2,8 +2,10 @@ package queue
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"gearmand/protocol"
 )
@@ -134,25 +136,17 @@ type JobInfo struct {
 	Ignore    bool
 	Persisted bool
 	Running   bool
+
+	State      JobState
+	Created    time.Time
+	RunAt      time.Time // zero: runnable at once
+	Background bool
 }
 
-// Jobs lists every job, queued or running, in creation order.
+// Jobs lists every job, queued or running, in creation order. JobsPage
+// lists a page of them without copying the rest.
 func (q *Queue) Jobs() []JobInfo {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	js := make([]*Job, 0, len(q.mu.jobs))
-	for _, j := range q.mu.jobs {
-		js = append(js, j)
-	}
-	slices.SortFunc(js, func(a, b *Job) int { return cmp.Compare(a.seq, b.seq) })
-	out := make([]JobInfo, 0, len(js))
-	for _, j := range js {
-		out = append(out, JobInfo{
-			Handle: j.handle, Function: j.function.name, Unique: j.unique, Priority: j.priority,
-			Retries: j.retries, Ignore: j.ignore, Persisted: j.persisted, Running: j.state == stateRunning,
-		})
-	}
-	return out
+	return q.JobsPage(0, math.MaxInt).Jobs
 }
 
 // Len is the number of jobs held, queued or running.

@@ -107,10 +107,11 @@ func TestAdminJobs(t *testing.T) {
 	h.q.ResetAbilities(w.s)
 	h.q.CanDo(w.s, []byte("f"), 0)
 	h.assign(w) // H:t:1 again
+	now := h.clock.Now()
 	want := []JobInfo{
-		{Handle: "H:t:1", Function: "f", Unique: "bg", Priority: High, Retries: 1, Persisted: true, Running: true},
-		{Handle: "H:t:2", Function: "g", Unique: "fg", Priority: Normal},
-		{Handle: "H:t:4", Function: "f", Unique: "-", Priority: Low, Persisted: true},
+		{Handle: "H:t:1", Function: "f", Unique: "bg", Priority: High, Retries: 1, Persisted: true, Running: true, State: JobRunning, Created: now, Background: true},
+		{Handle: "H:t:2", Function: "g", Unique: "fg", Priority: Normal, State: JobQueued, Created: now, Background: true},
+		{Handle: "H:t:4", Function: "f", Unique: "-", Priority: Low, Persisted: true, State: JobQueued, Created: now, Background: true},
 	}
 	if got := h.q.Jobs(); !slices.Equal(got, want) {
 		t.Fatalf("Jobs() = %+v\nwant %+v", got, want)

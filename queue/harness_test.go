@@ -383,6 +383,19 @@ func checkInvariants(t testing.TB, q *Queue) {
 			t.Errorf("job %s: queued with a timer", h)
 		}
 	}
+	live := 0
+	for i, j := range q.mu.created {
+		if j == nil {
+			continue
+		}
+		live++
+		if j.slot != i || q.mu.jobs[j.handle] != j || (i > 0 && q.mu.created[i-1] != nil && q.mu.created[i-1].seq >= j.seq) {
+			t.Errorf("creation list: job %s at %d is stale or out of order (slot %d)", j.handle, i, j.slot)
+		}
+	}
+	if live != len(q.mu.jobs) || live+q.mu.holes != len(q.mu.created) {
+		t.Errorf("creation list holds %d jobs and %d holes in %d slots; the index holds %d jobs", live, q.mu.holes, len(q.mu.created), len(q.mu.jobs))
+	}
 	for i, j := range q.mu.timers {
 		if j.heapIndex != i || q.mu.jobs[j.handle] != j {
 			t.Errorf("timer %d: job %s is stale (index %d)", i, j.handle, j.heapIndex)

@@ -80,6 +80,7 @@ type Job struct {
 
 	deadline  time.Time // epoch due time while delayed, timeout while running
 	heapIndex int       // position in the timer heap, -1 when absent
+	slot      int       // position in Queue.mu.created, -1 once removed
 }
 
 // indexKind says how a job is found by later submissions.

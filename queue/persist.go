@@ -131,6 +131,7 @@ func (q *Queue) Restore(r store.Record) {
 		j.handle = q.cfg.HandlePrefix + ":" + strconv.FormatUint(q.mu.seq, 10)
 	}
 	q.mu.jobs[j.handle] = j
+	q.listLocked(j)
 	if lookupIn(f, j.unique, j.data) == nil {
 		f.index(j)
 	}

@@ -68,7 +68,12 @@ type Queue struct {
 		seq         uint64 // last job sequence number handed out
 		order       uint64 // last session/function order number
 		emptyWaiter []chan struct{}
+		// created lists the jobs in creation order for paged listings,
+		// with holes (nil) where jobs were removed; see listing.go.
+		created []*Job
+		holes   int
 	}
+	counters counters
 	// scratch is the buffer packets are encoded into; guarded by mu. It is
 	// let go after a packet larger than maxScratch.
 	scratch []byte
@@ -182,6 +187,8 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 		heapIndex:  -1,
 	}
 	q.mu.jobs[j.handle] = j
+	q.listLocked(j)
+	q.counters.submitted.Add(1)
 	f.index(j)
 	if !sub.Background {
 		q.attachLocked(j, s)
@@ -476,10 +483,12 @@ func (q *Queue) requeueLocked(j *Job, now time.Time) {
 		return
 	}
 	if r := q.cfg.JobRetries; r >= 0 && int64(j.retries) >= int64(max(r, 1)) {
+		q.counters.failed.Add(1)
 		q.sendToClientsLocked(j, protocol.WorkFail, j.handle)
 		q.removeLocked(j)
 		return
 	}
+	q.counters.requeued.Add(1)
 	j.numerator, j.denominator = 0, 0
 	j.runAt = time.Time{}
 	q.recordAttemptLocked(j)
@@ -508,9 +517,15 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte)
 	case protocol.WorkData, protocol.WorkWarning:
 		q.forwardLocked(j, t, payload)
 	case protocol.WorkComplete, protocol.WorkFail:
+		if t == protocol.WorkComplete {
+			q.counters.completed.Add(1)
+		} else {
+			q.counters.failed.Add(1)
+		}
 		q.forwardLocked(j, t, payload)
 		q.finishLocked(j)
 	case protocol.WorkException:
+		q.counters.failed.Add(1)
 		var fail []byte
 		for _, c := range j.clients {
 			if c.exceptions {
@@ -570,6 +585,7 @@ func (q *Queue) removeLocked(j *Job) {
 	q.unpersistLocked(j)
 	f.unindex(j)
 	delete(q.mu.jobs, j.handle)
+	q.unlistLocked(j)
 	for _, c := range j.clients {
 		c.waiting = removeJob(c.waiting, j)
 	}
