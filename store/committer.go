@@ -57,6 +57,19 @@ type CommitterConfig[T any] struct {
 	OnCommit func(tokens []T, err error)
 	// Logger receives store errors. Default slog.Default().
 	Logger *slog.Logger
+	// Observe, when set, is told of every Apply once it has returned, for
+	// monitoring. It is called from the committer's goroutine, before
+	// OnCommit, so it must be quick and must not block.
+	Observe func(Commit)
+}
+
+// Commit describes one Apply for monitoring: its size, how long the store
+// took, and its outcome.
+type Commit struct {
+	Adds     int // records written (after dropping ones deleted in the same batch)
+	Deletes  int
+	Duration time.Duration
+	Err      error
 }
 
 // Committer sits between the queue and a Store: it gathers the adds and
@@ -131,6 +144,14 @@ func NewCommitter[T any](s Store, cfg CommitterConfig[T]) *Committer[T] {
 
 // Mode returns the committer's mode.
 func (c *Committer[T]) Mode() Mode { return c.cfg.Mode }
+
+// Pending returns how many adds wait for the store or are in flight, and
+// their Data bytes: what the MaxPending bounds are measured against.
+func (c *Committer[T]) Pending() (adds, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.pending, c.mu.bytes
+}
 
 // Add queues r. In write-through mode token comes back through OnCommit
 // once the batch holding r is durable or has failed. The caller must not
@@ -343,7 +364,11 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 		}
 	}
 	b.Adds = lastPerSeq(b.Adds)
+	start := time.Now()
 	err := c.store.Apply(c.ctx, b)
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(Commit{Adds: len(b.Adds), Deletes: len(b.Deletes), Duration: time.Since(start), Err: err})
+	}
 	settled := adds
 	if err != nil && !errors.Is(err, ErrLocked) {
 		// Adds nobody waits for (write-behind, updates) are retried with
