@@ -68,6 +68,10 @@ type Queue struct {
 		seq         uint64 // last job sequence number handed out
 		order       uint64 // last session/function order number
 		emptyWaiter []chan struct{}
+		// draining stops dispatch for a graceful stop; idleWaiter waits
+		// for the running jobs to end. See drain.go.
+		draining   bool
+		idleWaiter []chan struct{}
 		// created lists the jobs in creation order for paged listings,
 		// with holes (nil) where jobs were removed; see listing.go.
 		created []*Job
@@ -309,6 +313,9 @@ func (q *Queue) enqueueLocked(j *Job, now time.Time) {
 // since their last grab, walking f's registrations as a ring from a rotating
 // start, at most WorkerWakeup of them (0: all).
 func (q *Queue) wakeLocked(f *Function) {
+	if q.mu.draining {
+		return
+	}
 	n := len(f.workers)
 	woken := 0
 	for i := 0; i < n; i++ {
@@ -371,6 +378,9 @@ func (q *Queue) Grab(s *Session, kind GrabKind) {
 }
 
 func (q *Queue) nextLocked(s *Session) *Job {
+	if q.mu.draining {
+		return nil
+	}
 	n := len(s.functions)
 	for p := High; p < numPriorities; p++ {
 		for i := 0; i < n; i++ {
@@ -391,7 +401,7 @@ func (q *Queue) PreSleep(s *Session) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, f := range s.functions {
-		if f.runnable() {
+		if f.runnable() && !q.mu.draining {
 			s.noopSent = true
 			q.sendLocked(s, protocol.Noop)
 			return
@@ -475,6 +485,7 @@ func (q *Queue) loseJobsLocked(s *Session, f *Function) {
 func (q *Queue) requeueLocked(j *Job, now time.Time) {
 	f := j.function
 	f.running--
+	q.idleCheckLocked()
 	j.worker = nil
 	q.stopTimerLocked(j)
 	j.retries++
@@ -563,6 +574,7 @@ func (q *Queue) forwardLocked(j *Job, t protocol.Type, payload []byte) {
 // finishLocked ends a running job after its worker's final result.
 func (q *Queue) finishLocked(j *Job) {
 	j.function.running--
+	q.idleCheckLocked()
 	j.worker.assigned = removeJob(j.worker.assigned, j)
 	j.worker = nil
 	q.stopTimerLocked(j)
