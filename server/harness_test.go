@@ -37,6 +37,13 @@ func serveOn(t *testing.T, srv *server.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveListener(t, srv, l)
+	return l.Addr().String()
+}
+
+// serveListener serves srv on l until the test ends.
+func serveListener(t *testing.T, srv *server.Server, l net.Listener) {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -45,7 +52,6 @@ func serveOn(t *testing.T, srv *server.Server) string {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return l.Addr().String()
 }
 
 func dialOnce(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
