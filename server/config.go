@@ -71,6 +71,9 @@ type Config struct {
 	// The caller opens it and closes it after Close returns. Nil keeps
 	// jobs in memory only (-q builtin).
 	Store store.Store
+	// StoreName names the Store's kind ("bolt", "postgres", ...) for the
+	// dashboard and metrics. Default "custom" when Store is set.
+	StoreName string
 	// StoreMode is write-through (the default: JOB_CREATED only once the
 	// job is durable) or write-behind.
 	StoreMode store.Mode

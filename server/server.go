@@ -40,6 +40,7 @@ type Server struct {
 		// http serves the HTTP protocol, once ServeHTTPProtocol is called.
 		http *gearhttp.Server
 	}
+	monitor   monitor // store and replay figures, see status.go
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // connection and timer goroutines
@@ -79,6 +80,7 @@ func New(cfg Config) *Server {
 			MaxPendingBytes: cfg.MaxPendingWriteBytes,
 			OnCommit:        func(jobs []*queue.Job, err error) { s.queue.Durable(jobs, err) },
 			Logger:          cfg.Logger,
+			Observe:         s.monitor.observeCommit,
 		})
 		qcfg.Persister = s.committer
 	}
@@ -281,7 +283,9 @@ func (s *Server) runTimers() {
 // counts. Call it once, before Serve. Progress is logged every 100,000
 // jobs; records the driver cannot decode are logged and skipped (the driver
 // keeps them). It returns the number of jobs loaded.
-func (s *Server) Replay(ctx context.Context) (int, error) {
+func (s *Server) Replay(ctx context.Context) (_ int, err error) {
+	s.monitor.replayStarted()
+	defer func() { s.monitor.replayEnded(err) }()
 	if s.cfg.Store == nil {
 		return 0, nil
 	}
@@ -295,8 +299,9 @@ func (s *Server) Replay(ctx context.Context) (int, error) {
 	// Replay only adds to the heap, so collections during it find little
 	// to free: collect less often until it is done.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	err := s.cfg.Store.Replay(ctx, func(r store.Record) error {
+	err = s.cfg.Store.Replay(ctx, func(r store.Record) error {
 		s.queue.Restore(r)
+		s.monitor.replayed.Add(1)
 		n++
 		if n%100_000 == 0 {
 			s.log.Log(ctx, LevelNotice, "replaying stored jobs", "loaded", n, "elapsed", time.Since(start).Round(time.Millisecond))
