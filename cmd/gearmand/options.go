@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"gearmand/server"
+	"gearmand/server/tlsconf"
 	"gearmand/store"
 )
 
@@ -77,6 +79,11 @@ type options struct {
 	// configFile is the config file that was read, "" when none was.
 	configFile string
 
+	// tls names the --ssl files; nil without --ssl.
+	tls *tlsconf.Files
+	// adminAllow is --admin-allow.
+	adminAllow []netip.Prefix
+
 	// Accepted for compatibility and otherwise ignored.
 	threads          int
 	roundRobin       bool // always on
@@ -132,6 +139,7 @@ type flagValues struct {
 	storeMode         string
 	flushInterval     time.Duration
 	maxPacketSize     int
+	security          securityFlags // --ssl*, --admin-allow
 }
 
 // newFlagSet defines gearmand's options. Parse errors are returned, never
@@ -189,6 +197,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.DurationVar(&v.flushInterval, "flush-interval", 10*time.Millisecond, "how often write-behind flushes (the loss window on a crash)")
 	fs.IntVar(&v.maxPacketSize, "max-packet-size", defaultMaxPacketSize, "largest binary packet payload accepted, in bytes")
 	addQueueTypeFlags(fs)
+	addSecurityFlags(fs, &v.security)
 
 	fs.MarkHidden("v")
 	fs.MarkHidden("check-args")
@@ -398,6 +407,12 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		return nil, fmt.Errorf("--flush-interval: %v is not a positive duration", v.flushInterval)
 	}
 	o.flushInterval = v.flushInterval
+	if o.tls, err = v.security.tlsFiles(fs, getenv); err != nil {
+		return nil, err
+	}
+	if o.adminAllow, err = v.security.adminNetworks(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -414,6 +429,7 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 		LogLevel:      server.LevelName(o.level),
 		StoreMode:     o.storeMode,
 		FlushInterval: o.flushInterval,
+		AdminAllow:    o.adminAllow,
 	}
 }
 
@@ -421,7 +437,7 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 func usage(w io.Writer) {
 	fs, _ := newFlagSet()
 	fmt.Fprintf(w, "%s\n\nUsage: gearmand [OPTIONS]\n\nOptions:\n%s", versionLine(), fs.FlagUsages())
-	fmt.Fprint(w, "\nSignals: SIGTERM and SIGINT stop at once, SIGUSR1 stops once no jobs are left, SIGHUP reopens the log file.\n")
+	fmt.Fprint(w, "\nSignals: SIGTERM and SIGINT stop at once, SIGUSR1 stops once no jobs are left, SIGHUP reopens the log file and reloads the --ssl files.\n")
 }
 
 func versionLine() string {
