@@ -37,8 +37,8 @@ const allowed = "GET, HEAD, POST, PUT"
 // ServeHTTP implements http.Handler: status queries under /status/, job
 // submissions elsewhere (see the package documentation).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.enter() {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+	if !s.enter(&s.active) {
+		shuttingDown(w)
 		return
 	}
 	defer s.active.Done()
@@ -209,6 +209,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, re.msg, re.code)
 		return
 	}
+	if !s.enter(&s.waiting) {
+		shuttingDown(w)
+		return
+	}
+	defer s.waiting.Done()
 	// The request ends when its client goes or the server closes.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -239,11 +244,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) await(ctx context.Context, w http.ResponseWriter, r *http.Request, rep *replies, background bool) {
 	var res result
 	for {
+		stop := false
 		select {
 		case <-rep.ready:
 		case <-ctx.Done():
-			s.ended(w, r, "waiting for job "+res.handle)
-			return
+			stop = true // after what has arrived: it may be the answer
 		}
 		frames, overflow := rep.take()
 		if overflow {
@@ -268,6 +273,10 @@ func (s *Server) await(ctx context.Context, w http.ResponseWriter, r *http.Reque
 				return
 			}
 		}
+		if stop {
+			s.ended(w, r, "waiting for job "+res.handle)
+			return
+		}
 	}
 }
 
@@ -278,6 +287,10 @@ func (s *Server) ended(w http.ResponseWriter, r *http.Request, doing string) {
 		s.log.Info("HTTP client left", "remote", r.RemoteAddr, "while", doing)
 		return
 	}
+	shuttingDown(w)
+}
+
+func shuttingDown(w http.ResponseWriter) {
 	http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 }
 
@@ -341,6 +354,8 @@ func (res *result) write(w http.ResponseWriter, code int, command, contentType s
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
+	// Out now: Close may close the connection as soon as this returns.
+	http.NewResponseController(w).Flush()
 }
 
 // fail answers with an error message as a plain-text body.

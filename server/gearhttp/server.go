@@ -70,7 +70,11 @@ type Server struct {
 		sync.Mutex
 		closed bool
 	}
-	active sync.WaitGroup // requests in ServeHTTP; Add only under mu while !closed
+	// active counts requests in ServeHTTP, waiting those of them past
+	// reading their body, which end promptly once ctx ends. Add to either
+	// only under mu while !closed.
+	active  sync.WaitGroup
+	waiting sync.WaitGroup
 }
 
 // New returns a Server for cfg. It panics if cfg.Queue is nil, a
@@ -117,26 +121,29 @@ func (s *Server) Serve(l net.Listener) error { return s.hs.Serve(l) }
 func (s *Server) Shutdown(ctx context.Context) error { return s.hs.Shutdown(ctx) }
 
 // Close stops at once: listeners and connections close, and requests still
-// waiting for a job end, leaving the queue as disconnecting clients do. It
-// returns once every request's goroutine has left the handler. Close is
-// idempotent.
+// waiting for a job end, leaving the queue as disconnecting clients do.
+// A request whose job has already ended is answered first, so that a
+// graceful stop (the jobs finish, then Close) loses no answer; the others
+// get 503. It returns once every request's goroutine has left the handler.
+// Close is idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.mu.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	s.waiting.Wait()
 	err := s.hs.Close()
 	s.active.Wait()
 	return err
 }
 
-// enter counts a request in, unless the server is closed.
-func (s *Server) enter() bool {
+// enter counts a request into wg, unless the server is closed.
+func (s *Server) enter(wg *sync.WaitGroup) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		return false
 	}
-	s.active.Add(1)
+	wg.Add(1)
 	return true
 }
