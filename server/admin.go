@@ -183,8 +183,9 @@ func (c *conn) maxQueue(b *bytes.Buffer, tok [][]byte) {
 	b.WriteString(replyOK)
 }
 
-// shutdown handles `shutdown` (immediate) and `shutdown graceful` (as
-// SIGUSR1); admin has checked that the connection may. It writes the reply
+// shutdown handles `shutdown` (Close: at once) and `shutdown graceful`
+// (Shutdown: running jobs finish, queued ones wait for the next start);
+// admin has checked that the connection may. It writes the reply
 // and returns the stop to run once the reply is flushed, or nil.
 func (c *conn) shutdown(b *bytes.Buffer, tok [][]byte) func() {
 	graceful := len(tok) == 2 && strings.EqualFold(string(tok[1]), "graceful")

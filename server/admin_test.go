@@ -222,35 +222,6 @@ func TestAdminShutdownFromLoopback(t *testing.T) {
 	srv.Close()
 }
 
-func TestShutdownGracefulWaitsForJobs(t *testing.T) {
-	srv := server.New(server.Config{Logger: discardLogger(), HandlePrefix: "H:test"})
-	addr := serveOn(t, srv)
-	client, worker := dial(t, addr), dial(t, addr)
-	client.send(protocol.SubmitJobBG, "f", "", "")
-	client.expect(protocol.JobCreated, "H:test:1")
-	client.line("shutdown graceful")
-	client.expectText("OK\r\n")
-	// New connections are refused, existing ones keep working.
-	eventually(t, "the listener to close", func() bool {
-		nc, err := dialOnce(addr)
-		if err == nil {
-			nc.Close()
-		}
-		return err != nil
-	})
-	select {
-	case <-srv.Done():
-		t.Fatal("stopped with a job queued")
-	default:
-	}
-	worker.send(protocol.CanDo, "f")
-	worker.send(protocol.GrabJob)
-	worker.expect(protocol.JobAssign, "H:test:1", "f", "")
-	worker.send(protocol.WorkComplete, "H:test:1", "")
-	<-srv.Done()
-	srv.Close()
-}
-
 func TestClosedConnectionsLeaveNoGoroutines(t *testing.T) {
 	addr := startServer(t, server.Config{})
 	admin := dial(t, addr)

@@ -84,6 +84,11 @@ type Config struct {
 	// 100,000 jobs and 64 MiB.
 	MaxPendingWrites     int
 	MaxPendingWriteBytes int
+
+	// ShutdownTimeout bounds how long Shutdown waits for running jobs to
+	// finish before it closes anyway. Zero means DefaultShutdownTimeout
+	// (30s); negative means do not wait.
+	ShutdownTimeout time.Duration
 }
 
 // KeepAlive is gearmand's --keepalive* settings.

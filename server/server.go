@@ -40,7 +40,8 @@ type Server struct {
 		// http serves the HTTP protocol, once ServeHTTPProtocol is called.
 		http *gearhttp.Server
 	}
-	monitor   monitor // store and replay figures, see status.go
+	monitor   monitor   // store and replay figures, see status.go
+	stop      stopState // see shutdown.go
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // connection and timer goroutines
@@ -80,7 +81,10 @@ func New(cfg Config) *Server {
 			MaxPendingBytes: cfg.MaxPendingWriteBytes,
 			OnCommit:        func(jobs []*queue.Job, err error) { s.queue.Durable(jobs, err) },
 			Logger:          cfg.Logger,
-			Observe:         s.monitor.observeCommit,
+			Observe: func(c store.Commit) {
+				s.monitor.observeCommit(c)
+				s.storeLost(c.Err)
+			},
 		})
 		qcfg.Persister = s.committer
 	}
@@ -188,31 +192,6 @@ func (s *Server) removeConn(c *conn) {
 	s.mu.Unlock()
 }
 
-// Shutdown stops gracefully, as gearmand does on SIGUSR1: listeners close
-// at once, existing connections keep working, and once the server holds no
-// jobs (queued or running) every connection is closed. If ctx ends first the
-// remaining connections are closed and ctx's error returned. Shutdown is
-// idempotent and safe to call concurrently with Close.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.mu.draining = true
-	for l := range s.mu.listeners {
-		l.Close()
-	}
-	s.shutdownHTTPLocked()
-	s.mu.Unlock()
-	s.log.Log(ctx, LevelNotice, "graceful shutdown: waiting for jobs to finish", "jobs", s.queue.Len())
-	var err error
-	select {
-	case <-s.queue.WaitEmpty():
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.done:
-	}
-	s.Close()
-	return err
-}
-
 // Close stops at once: listeners and connections are closed, jobs held in
 // memory are dropped. It waits for the connection goroutines to end.
 func (s *Server) Close() error {
@@ -234,6 +213,7 @@ func (s *Server) Close() error {
 		close(s.done)
 	})
 	s.wg.Wait()
+	s.reportJobsLeft()
 	return s.flushStore()
 }
 
