@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,4 +60,15 @@ func listen(ctx context.Context, host string, port int, log *slog.Logger) ([]net
 		log.Error("could not listen on one of the addresses; serving on the others", "err", err)
 	}
 	return ls, nil
+}
+
+// serveTLS wraps each listener so that its connections speak TLS with cfg.
+// The handshake happens on each connection's own goroutine in the server,
+// never in the accept loop.
+func serveTLS(ls []net.Listener, cfg *tls.Config) []net.Listener {
+	out := make([]net.Listener, len(ls))
+	for i, l := range ls {
+		out[i] = tls.NewListener(l, cfg)
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"gearmand/server"
+	"gearmand/server/tlsconf"
 	"gearmand/store"
 )
 
@@ -75,9 +76,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 type process struct {
 	log      *logging
 	srv      *server.Server
-	store    store.Store // nil for -q builtin; closed after the server
-	pidFile  string      // the pid file this process wrote, "" if none
-	serveErr chan error  // a listener that failed for good
+	store    store.Store     // nil for -q builtin; closed after the server
+	pidFile  string          // the pid file this process wrote, "" if none
+	serveErr chan error      // a listener that failed for good
+	tls      *tlsconf.Loader // nil without --ssl
 }
 
 // start does everything between parsing and serving, in gearmand's order:
@@ -120,9 +122,21 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		}
 	}
 
+	// Read the TLS files while still root: keys are often root's alone.
+	// (A SIGHUP reload reads them again as --user.)
+	if p.tls, err = loadTLS(o.tls); err != nil {
+		return nil, err
+	}
+	if p.tls != nil {
+		lg.notice.Log(context.Background(), server.LevelNotice, "TLS enabled",
+			append(certificateAttrs(p.tls.Leaf()), "certificate", o.tls.Certificate, "client_certificates", o.tls.ClientAuth.String())...)
+	}
 	ls, err := listen(context.Background(), o.listen, o.port, lg.logger)
 	if err != nil {
 		return nil, err
+	}
+	if p.tls != nil {
+		ls = serveTLS(ls, p.tls.Config())
 	}
 	defer func() {
 		if err != nil {
@@ -185,7 +199,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 // wait serves until a signal or the server itself ends it, and returns the
 // exit status: SIGTERM and SIGINT close at once, SIGUSR1 stops once the
 // server holds no jobs, the admin `shutdown` command stops the server, and
-// SIGHUP reopens the log file.
+// SIGHUP reopens the log file and reloads the --ssl files.
 func (p *process) wait(sigs <-chan os.Signal) int {
 	ctx := context.Background()
 	draining := false
@@ -195,6 +209,7 @@ func (p *process) wait(sigs <-chan os.Signal) int {
 			switch sig {
 			case syscall.SIGHUP:
 				p.log.reopen()
+				p.reloadTLS()
 			case syscall.SIGUSR1:
 				if !draining {
 					draining = true
@@ -216,6 +231,19 @@ func (p *process) wait(sigs <-chan os.Signal) int {
 			return 1
 		}
 	}
+}
+
+// reloadTLS re-reads the --ssl files, if any. On failure the previous
+// certificate stays in use and the error is logged.
+func (p *process) reloadTLS() {
+	if p.tls == nil {
+		return
+	}
+	if err := p.tls.Reload(); err != nil {
+		p.log.logger.Error("reloading the TLS files failed; still serving the previous certificate", "err", err)
+		return
+	}
+	p.log.notice.Log(context.Background(), server.LevelNotice, "TLS files reloaded", certificateAttrs(p.tls.Leaf())...)
 }
 
 // stop removes the pid file and closes the log.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -114,4 +116,10 @@ func loadTLS(f *tlsconf.Files) (*tlsconf.Loader, error) {
 		return nil, fmt.Errorf("--ssl: %w", err)
 	}
 	return l, nil
+}
+
+// certificateAttrs are the log attributes that tell which certificate is
+// served: its serial number (hex, as openssl prints it) and its expiry.
+func certificateAttrs(c *x509.Certificate) []any {
+	return []any{"serial", c.SerialNumber.Text(16), "not_after", c.NotAfter.UTC().Format(time.RFC3339)}
 }
