@@ -13,6 +13,9 @@ import (
 
 	"gearmand/client"
 	"gearmand/server"
+	"gearmand/store"
+	"gearmand/store/memstore"
+	"gearmand/store/storetest"
 )
 
 // received collects what workers were given, in order.
@@ -366,5 +369,36 @@ func TestShutdownLetsRequestsFinish(t *testing.T) {
 	expect(t, "request in flight at Shutdown", r, http.StatusOK, "finished")
 	if err := <-shut; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBackgroundIsAcknowledgedOnceStored: 200 means the store has the job,
+// and a store that fails gives a 5xx naming the failure, never a 200.
+func TestBackgroundIsAcknowledgedOnceStored(t *testing.T) {
+	mem := memstore.New()
+	f := &storetest.Faulty{Store: mem}
+	g := start(t, server.Config{Store: f})
+	bg := "X-Gearman-Background: true"
+	expect(t, "stored submit", g.post("/f", "one", bg), http.StatusOK, "")
+	if n := mem.Len(); n != 1 {
+		t.Fatalf("%d records when the 200 came, want 1", n)
+	}
+
+	f.Fail(store.ErrUnavailable)
+	r := g.post("/f", "two", bg)
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, store.ErrUnavailable.Error()) {
+		t.Fatalf("submit while the store fails: %d %q, want 503 naming %q", r.code, r.body, store.ErrUnavailable)
+	}
+	if h := r.header.Get("X-Gearman-Job-Handle"); h != "" {
+		t.Fatalf("a failed submit was given handle %q", h)
+	}
+	if s := g.status("f"); s != "f\t1\t0\t0" {
+		t.Fatalf("status %q: the failed job was kept", s)
+	}
+
+	f.Heal()
+	expect(t, "submit after the store healed", g.post("/f", "three", bg), http.StatusOK, "")
+	if n := mem.Len(); n != 2 {
+		t.Fatalf("%d records, want 2", n)
 	}
 }

@@ -1,0 +1,70 @@
+package gearhttp_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"gearmand/client"
+	"gearmand/server"
+)
+
+// curlPath finds the curl program: missing, the test fails under CI=true
+// and is skipped otherwise.
+func curlPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("curl")
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("curl is required under CI=true: %v (install the Debian package curl)", err)
+	}
+	t.Skipf("curl is not installed (%v); install the Debian package curl to run this test", err)
+	return ""
+}
+
+// TestCurl drives the server with the real curl: the README's examples, and
+// two jobs on one kept-alive connection.
+func TestCurl(t *testing.T) {
+	curl := curlPath(t)
+	g := start(t, server.Config{})
+	g.worker(map[string]client.Handler{"reverse": func(_ context.Context, j *client.Job) ([]byte, error) {
+		out := slices.Clone(j.Data)
+		slices.Reverse(out)
+		return out, nil
+	}})
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, curl, append([]string{"-sS"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %q: %v\n%s", args, err, out)
+		}
+		return strings.ReplaceAll(string(out), "\r\n", "\n")
+	}
+
+	out := run("-i", "--data-binary", "hello", g.web+"/reverse")
+	for _, want := range []string{"HTTP/1.1 200 OK\n", "\nX-Gearman-Job-Handle: H:test:1\n", "\nX-Gearman-Command: WORK_COMPLETE\n", "\n\nolleh"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("foreground job: no %q in\n%s", want, out)
+		}
+	}
+
+	out = run("-i", "-H", "X-Gearman-Background: true", "-H", "X-Gearman-Priority: high", "--data-binary", "later", g.web+"/reverse")
+	for _, want := range []string{"HTTP/1.1 200 OK\n", "\nX-Gearman-Job-Handle: H:test:2\n", "\nX-Gearman-Command: JOB_CREATED\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("background job: no %q in\n%s", want, out)
+		}
+	}
+
+	// One curl, two URLs: the second reuses the connection (no new connect).
+	out = run("--data-binary", "ab", "-w", " connects=%{num_connects}\n", g.web+"/reverse", g.web+"/reverse")
+	if out != "ba connects=1\nba connects=0\n" {
+		t.Fatalf("two jobs on one connection: %q, want both answers and one connect", out)
+	}
+}
