@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,12 @@ const (
 	// logStderr and logNone are the --log-file values that name no file.
 	logStderr = "stderr"
 	logNone   = "none"
+
+	// logText and logJSON are the --log-format values.
+	logText = "text"
+	logJSON = "json"
+
+	defaultShutdownTimeout = 30 * time.Second
 )
 
 // defaultConfigFile is read when --config-file is not given; its absence is
@@ -56,6 +63,13 @@ type options struct {
 	logFile string     // a path, logStderr or logNone
 	syslog  bool       // also log to syslog
 	level   slog.Level // one of the server.Level* values
+	// logFormat is logText or logJSON: how records are written to the
+	// log file or stderr (syslog always gets text).
+	logFormat string
+
+	// shutdownTimeout bounds the wait for running jobs on a graceful
+	// stop; 0 does not wait.
+	shutdownTimeout time.Duration
 
 	jobRetries    int // gearmand master's meaning: -1 unlimited, 0 no retry
 	workerWakeup  int // 0 wakes every sleeping worker
@@ -140,6 +154,8 @@ type flagValues struct {
 	flushInterval     time.Duration
 	maxPacketSize     int
 	security          securityFlags // --ssl*, --admin-allow
+	logFormat         string
+	shutdownTimeout   time.Duration
 }
 
 // newFlagSet defines gearmand's options. Parse errors are returned, never
@@ -160,6 +176,8 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.StringVarP(&v.user, "user", "u", "", "switch to this user after binding (needs root)")
 	fs.StringVarP(&v.logFile, "log-file", "l", "", `log file, or "stderr" or "none" (default stderr, or `+defaultDaemonLogFile+` with --daemon); SIGHUP reopens it`)
 	fs.BoolVar(&v.syslog, "syslog", false, "also log to syslog")
+	fs.StringVar(&v.logFormat, "log-format", logText, "log record format for the log file or stderr: text (key=value) or json (one object per line); levels keep gearmand's names")
+	fs.DurationVar(&v.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM, SIGINT or `shutdown graceful`, how long running jobs may take to finish before the server stops anyway (0: do not wait)")
 	fs.StringVar(&v.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG; each -v raises it one step (-vvv)")
 	// -v has no long form in gearmand; pflag needs a name, so it gets the
 	// hidden --v.
@@ -340,6 +358,17 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		return nil, errors.New("--log-file: empty file name")
 	}
 
+	switch v.logFormat {
+	case logText, logJSON:
+		o.logFormat = v.logFormat
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not text or json", v.logFormat)
+	}
+	if v.shutdownTimeout < 0 {
+		return nil, fmt.Errorf("--shutdown-timeout: %v is negative", v.shutdownTimeout)
+	}
+	o.shutdownTimeout = v.shutdownTimeout
+
 	level, err := server.ParseLevel(v.verbose)
 	if err != nil {
 		return nil, fmt.Errorf("--verbose: %w", err)
@@ -430,6 +459,8 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 		StoreMode:     o.storeMode,
 		FlushInterval: o.flushInterval,
 		AdminAllow:    o.adminAllow,
+		// The server's zero is its default; ours means do not wait.
+		ShutdownTimeout: cmp.Or(o.shutdownTimeout, -1),
 	}
 }
 
@@ -437,7 +468,7 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 func usage(w io.Writer) {
 	fs, _ := newFlagSet()
 	fmt.Fprintf(w, "%s\n\nUsage: gearmand [OPTIONS]\n\nOptions:\n%s", versionLine(), fs.FlagUsages())
-	fmt.Fprint(w, "\nSignals: SIGTERM and SIGINT stop at once, SIGUSR1 stops once no jobs are left, SIGHUP reopens the log file and reloads the --ssl files.\n")
+	fmt.Fprint(w, "\nSignals: SIGTERM and SIGINT stop gracefully (running jobs finish within --shutdown-timeout; queued background jobs stay stored), a second one stops at once; SIGUSR1 stops once no jobs are left; SIGHUP reopens the log file and reloads the --ssl files.\n")
 }
 
 func versionLine() string {
