@@ -97,6 +97,8 @@ type options struct {
 	tls *tlsconf.Files
 	// adminAllow is --admin-allow.
 	adminAllow []netip.Prefix
+	// httpPort is the HTTP protocol's port (-r http), -1 when it is off.
+	httpPort int
 
 	// Accepted for compatibility and otherwise ignored.
 	threads          int
@@ -154,6 +156,7 @@ type flagValues struct {
 	flushInterval     time.Duration
 	maxPacketSize     int
 	security          securityFlags // --ssl*, --admin-allow
+	http              httpFlags     // -r http, --http-port
 	logFormat         string
 	shutdownTimeout   time.Duration
 }
@@ -216,6 +219,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.IntVar(&v.maxPacketSize, "max-packet-size", defaultMaxPacketSize, "largest binary packet payload accepted, in bytes")
 	addQueueTypeFlags(fs)
 	addSecurityFlags(fs, &v.security)
+	addHTTPFlags(fs, &v.http)
 
 	fs.MarkHidden("v")
 	fs.MarkHidden("check-args")
@@ -440,6 +444,9 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		return nil, err
 	}
 	if o.adminAllow, err = v.security.adminNetworks(); err != nil {
+		return nil, err
+	}
+	if o.httpPort, err = v.http.httpPort(fs); err != nil {
 		return nil, err
 	}
 	return o, nil

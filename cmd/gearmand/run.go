@@ -145,6 +145,17 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 			}
 		}
 	}()
+	hls, err := listenHTTP(o, lg.logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, l := range hls {
+				l.Close()
+			}
+		}
+	}()
 
 	if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		if o.pidFileRequired {
@@ -180,7 +191,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		p.srv.Close()
 		return nil, err
 	}
-	p.serveErr = make(chan error, len(ls))
+	p.serveErr = make(chan error, len(ls)+len(hls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {
 		addrs[i] = l.Addr().String()
@@ -190,6 +201,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 			}
 		}(l)
 	}
+	p.serveHTTP(hls)
 	lg.notice.Log(context.Background(), server.LevelNotice, "gearmand started",
 		"version", server.Version, "listen", strings.Join(addrs, ","), "pid", os.Getpid(),
 		"queue", o.queueType, "store", storeWhere(o), "store_mode", o.storeMode, "verbose", server.LevelName(o.level))
