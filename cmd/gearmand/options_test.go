@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		flushInterval:    10 * time.Millisecond,
 		threads:          4,
 		hashtableBuckets: 991,
+		logFormat:        "text",
+		shutdownTimeout:  30 * time.Second,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
@@ -216,6 +218,8 @@ func TestServerConfig(t *testing.T) {
 		KeepAlive:     server.KeepAlive{Enable: true, Idle: 7 * time.Second},
 		LogLevel:      "INFO",
 		FlushInterval: 10 * time.Millisecond,
+		// --shutdown-timeout 30s
+		ShutdownTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("serverConfig:\n got %+v\nwant %+v", cfg, want)
@@ -340,6 +344,8 @@ func TestConfigFile(t *testing.T) {
 				threads:          4,
 				hashtableBuckets: 991,
 				configFile:       conf,
+				logFormat:        "text",
+				shutdownTimeout:  30 * time.Second,
 			}
 			tc.want(want)
 			got, err := parseOptions(append([]string{"--config-file", conf}, tc.args...), tc.env)
