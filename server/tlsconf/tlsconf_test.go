@@ -80,15 +80,31 @@ func connect(t *testing.T, l *tlsconf.Loader, ca *tlstest.CA, clientCert *tls.Ce
 	return h
 }
 
-func TestServe(t *testing.T) {
-	ca := tlstest.NewCA(t, "test CA")
-	dir := t.TempDir()
-	leaf := ca.Server(t)
-	certFile, keyFile := leaf.WriteFiles(t, dir, "server")
-	l, err := tlsconf.Load(tlsconf.Files{Certificate: certFile, Key: keyFile})
-	if err != nil {
+// serving is a CA, a server certificate it issued, written to files in
+// dir, and a Loader serving them.
+type serving struct {
+	ca                *tlstest.CA
+	leaf              *tlstest.Leaf
+	dir               string
+	certFile, keyFile string
+	loader            *tlsconf.Loader
+}
+
+func newServing(t *testing.T) *serving {
+	t.Helper()
+	s := &serving{ca: tlstest.NewCA(t, "test CA"), dir: t.TempDir()}
+	s.leaf = s.ca.Server(t)
+	s.certFile, s.keyFile = s.leaf.WriteFiles(t, s.dir, "server")
+	var err error
+	if s.loader, err = tlsconf.Load(tlsconf.Files{Certificate: s.certFile, Key: s.keyFile}); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestServe(t *testing.T) {
+	s := newServing(t)
+	ca, leaf, l := s.ca, s.leaf, s.loader
 	if l.Leaf().SerialNumber.Cmp(leaf.Cert.SerialNumber) != 0 {
 		t.Errorf("Leaf serial %v, want %v", l.Leaf().SerialNumber, leaf.Cert.SerialNumber)
 	}
@@ -129,14 +145,8 @@ func TestServe(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	ca := tlstest.NewCA(t, "test CA")
-	dir := t.TempDir()
-	first := ca.Server(t)
-	certFile, keyFile := first.WriteFiles(t, dir, "server")
-	l, err := tlsconf.Load(tlsconf.Files{Certificate: certFile, Key: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServing(t)
+	ca, dir, first, certFile, keyFile, l := s.ca, s.dir, s.leaf, s.certFile, s.keyFile, s.loader
 
 	second := ca.Server(t)
 	second.WriteFiles(t, dir, "server")
