@@ -14,8 +14,9 @@ import (
 	"gearmand/server"
 )
 
-// logging is where the process logs: a text handler on stderr or a log
-// file, and syslog with --syslog, both printing gearmand's level names.
+// logging is where the process logs: a text or JSON handler
+// (--log-format) on stderr or a log file, and syslog with --syslog, all
+// printing gearmand's level names.
 type logging struct {
 	// logger filters at the chosen level; the server logs through it.
 	logger *slog.Logger
@@ -58,7 +59,7 @@ func newLogging(o *options, stderr io.Writer) (*logging, error) {
 	handlers := func(level slog.Level) slog.Handler {
 		var hs []slog.Handler
 		for _, w := range outputs {
-			hs = append(hs, slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: server.ReplaceLevelAttr}))
+			hs = append(hs, newFormatHandler(o.logFormat, w, level))
 		}
 		if lg.sys != nil {
 			hs = append(hs, newSyslogHandler(lg.sys, level))
@@ -74,6 +75,16 @@ func newLogging(o *options, stderr io.Writer) (*logging, error) {
 	lg.logger = slog.New(handlers(o.level))
 	lg.notice = slog.New(handlers(min(o.level, server.LevelNotice)))
 	return lg, nil
+}
+
+// newFormatHandler writes records to w in format (logJSON, else text),
+// with gearmand's level names.
+func newFormatHandler(format string, w io.Writer, level slog.Leveler) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: server.ReplaceLevelAttr}
+	if format == logJSON {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 // reopen reopens the log file after logrotate moved it away (SIGHUP). On

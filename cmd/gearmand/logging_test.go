@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"log/syslog"
 	"net"
@@ -144,5 +145,36 @@ func TestSyslogHandler(t *testing.T) {
 	}
 	if log.Enabled(ctx, server.LevelDebug) {
 		t.Error("DEBUG passes a handler at INFO")
+	}
+}
+
+// TestLogJSON: --log-format json writes one JSON object per line, with
+// gearmand's level names, the notice logger included.
+func TestLogJSON(t *testing.T) {
+	var out bytes.Buffer
+	lg, err := newLogging(&options{logFile: logStderr, logFormat: logJSON, level: server.LevelError}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	lg.logger.Log(ctx, server.LevelCritical, "store failed", "err", "disk full")
+	lg.logger.Log(ctx, server.LevelWarning, "hidden")
+	lg.notice.Log(ctx, server.LevelNotice, "started", "listen", "127.0.0.1:4730")
+	var got []map[string]any
+	for line := range strings.Lines(out.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %q is not JSON: %v", line, err)
+		}
+		got = append(got, rec)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records, want 2:\n%s", len(got), out.String())
+	}
+	if got[0]["level"] != "CRITICAL" || got[0]["msg"] != "store failed" || got[0]["err"] != "disk full" {
+		t.Errorf("first record: %v", got[0])
+	}
+	if got[1]["level"] != "NOTICE" || got[1]["listen"] != "127.0.0.1:4730" || got[1]["time"] == nil {
+		t.Errorf("second record: %v", got[1])
 	}
 }
