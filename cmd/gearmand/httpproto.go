@@ -27,32 +27,36 @@ func addHTTPFlags(fs *pflag.FlagSet, v *httpFlags) {
 	fs.IntVar(&v.port, "http-port", defaultHTTPPort, "TCP port of the HTTP protocol (-r http); 0 picks a free port")
 }
 
-// httpPort validates the options: the port to serve the HTTP protocol on,
-// or -1 when it is off.
-func (v *httpFlags) httpPort(fs *pflag.FlagSet) (int, error) {
+// httpOptions are the HTTP protocol's settings when -r http is given.
+type httpOptions struct {
+	port int // 0 picks a free port
+}
+
+// options validates the flags: nil when the HTTP protocol is off.
+func (v *httpFlags) options(fs *pflag.FlagSet) (*httpOptions, error) {
 	switch {
 	case v.protocol == "":
 		if fs.Changed("http-port") {
-			return 0, errors.New("--http-port: needs -r http")
+			return nil, errors.New("--http-port: needs -r http")
 		}
-		return -1, nil
+		return nil, nil
 	case !strings.EqualFold(v.protocol, "http"):
-		return 0, fmt.Errorf(`--protocol: %q is not supported (the only protocol is "http")`, v.protocol)
+		return nil, fmt.Errorf(`--protocol: %q is not supported (the only protocol is "http")`, v.protocol)
 	case v.port < 0 || v.port > 65535:
-		return 0, fmt.Errorf("--http-port: %d is not a port number (0..65535)", v.port)
+		return nil, fmt.Errorf("--http-port: %d is not a port number (0..65535)", v.port)
 	}
-	return v.port, nil
+	return &httpOptions{port: v.port}, nil
 }
 
 // listenHTTP binds the HTTP protocol's port on the --listen addresses, as
 // gearmand does; nothing when -r http is not given.
 func listenHTTP(o *options, log *slog.Logger) ([]net.Listener, error) {
-	if o.httpPort < 0 {
+	if o.http == nil {
 		return nil, nil
 	}
-	ls, err := listen(context.Background(), o.listen, o.httpPort, log)
+	ls, err := listen(context.Background(), o.listen, o.http.port, log)
 	if err != nil {
-		return nil, fmt.Errorf("--http-port %d: %w", o.httpPort, err)
+		return nil, fmt.Errorf("--http-port %d: %w", o.http.port, err)
 	}
 	return ls, nil
 }

@@ -97,8 +97,8 @@ type options struct {
 	tls *tlsconf.Files
 	// adminAllow is --admin-allow.
 	adminAllow []netip.Prefix
-	// httpPort is the HTTP protocol's port (-r http), -1 when it is off.
-	httpPort int
+	// http is the HTTP protocol's settings (-r http), nil when it is off.
+	http *httpOptions
 
 	// Accepted for compatibility and otherwise ignored.
 	threads          int
@@ -446,7 +446,7 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 	if o.adminAllow, err = v.security.adminNetworks(); err != nil {
 		return nil, err
 	}
-	if o.httpPort, err = v.http.httpPort(fs); err != nil {
+	if o.http, err = v.http.options(fs); err != nil {
 		return nil, err
 	}
 	return o, nil
