@@ -98,6 +98,12 @@ func underlying(nc net.Conn) net.Conn {
 	return nc
 }
 
+// closeNet closes the connection at once, from any goroutine, without
+// blocking: on a TLS connection it closes the socket beneath, since the
+// close_notify alert tls.Conn.Close writes first can wait seconds on a peer
+// that does not read.
+func (c *conn) closeNet() { underlying(c.nc).Close() }
+
 // defaultTLSHandshakeTimeout is Config.TLSHandshakeTimeout's default.
 const defaultTLSHandshakeTimeout = 10 * time.Second
 
@@ -138,7 +144,7 @@ func (c *conn) Send(frame []byte) {
 		c.out.closed = true
 		c.out.Unlock()
 		c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "queued_bytes", len(c.out.buf))
-		c.nc.Close()
+		c.closeNet()
 		return
 	}
 	c.out.buf = append(c.out.buf, frame...)
@@ -171,7 +177,7 @@ func (c *conn) flush() {
 		return
 	}
 	if _, err := c.nc.Write(b); err != nil {
-		c.nc.Close()
+		c.closeNet()
 	}
 	if cap(b) > 1<<20 {
 		b = nil // do not keep a large buffer for an idle connection

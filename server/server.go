@@ -202,7 +202,7 @@ func (s *Server) Close() error {
 			l.Close()
 		}
 		for c := range s.mu.conns {
-			c.nc.Close()
+			c.closeNet()
 		}
 		h := s.mu.http
 		s.mu.Unlock()
