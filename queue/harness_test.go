@@ -396,6 +396,13 @@ func checkInvariants(t testing.TB, q *Queue) {
 	if live != len(q.mu.jobs) || live+q.mu.holes != len(q.mu.created) {
 		t.Errorf("creation list holds %d jobs and %d holes in %d slots; the index holds %d jobs", live, q.mu.holes, len(q.mu.created), len(q.mu.jobs))
 	}
+	var payload int64
+	for _, j := range q.mu.jobs {
+		payload += int64(len(j.data))
+	}
+	if payload != q.mu.queuedBytes {
+		t.Errorf("queued bytes counted %d, the jobs hold %d", q.mu.queuedBytes, payload)
+	}
 	for i, j := range q.mu.timers {
 		if j.heapIndex != i || q.mu.jobs[j.handle] != j {
 			t.Errorf("timer %d: job %s is stale (index %d)", i, j.handle, j.heapIndex)

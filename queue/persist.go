@@ -132,6 +132,7 @@ func (q *Queue) Restore(r store.Record) {
 	}
 	q.mu.jobs[j.handle] = j
 	q.listLocked(j)
+	q.countBytesLocked(j)
 	if lookupIn(f, j.unique, j.data) == nil {
 		f.index(j)
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	// Persister makes background jobs durable; nil keeps them in memory
 	// only (-q builtin).
 	Persister Persister
+	// MaxQueuedBytes bounds the payload bytes of all the jobs the queue
+	// holds (see QueuedBytes); a new job that would exceed it is refused
+	// with ErrQueueBytesFull. Restored jobs count but are never refused.
+	// 0 or negative: no limit.
+	MaxQueuedBytes int64
 }
 
 // Queue is the in-memory job index and dispatcher. All methods are safe for
@@ -76,6 +81,9 @@ type Queue struct {
 		// with holes (nil) where jobs were removed; see listing.go.
 		created []*Job
 		holes   int
+		// queuedBytes is the payload bytes of the jobs in the index; see
+		// limits.go.
+		queuedBytes int64
 	}
 	counters counters
 	// scratch is the buffer packets are encoded into; guarded by mu. It is
@@ -174,6 +182,9 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total() >= limit {
 		return ErrQueueFull
 	}
+	if !q.admitBytesLocked(len(sub.Data)) {
+		return ErrQueueBytesFull
+	}
 	now := q.cfg.Now()
 	q.mu.seq++
 	j := &Job{
@@ -192,6 +203,7 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 	}
 	q.mu.jobs[j.handle] = j
 	q.listLocked(j)
+	q.countBytesLocked(j)
 	q.counters.submitted.Add(1)
 	f.index(j)
 	if !sub.Background {
@@ -582,8 +594,13 @@ func (q *Queue) finishLocked(j *Job) {
 }
 
 // removeLocked drops a job that is not running from every index. Clients
-// still attached are detached without being told.
+// still attached are detached without being told. A job already removed is
+// left alone (a client attached twice to one job reaches it twice when it
+// disconnects).
 func (q *Queue) removeLocked(j *Job) {
+	if j.state == stateDone {
+		return
+	}
 	f := j.function
 	switch j.state {
 	case stateQueued:
@@ -598,6 +615,7 @@ func (q *Queue) removeLocked(j *Job) {
 	f.unindex(j)
 	delete(q.mu.jobs, j.handle)
 	q.unlistLocked(j)
+	q.uncountBytesLocked(j)
 	for _, c := range j.clients {
 		c.waiting = removeJob(c.waiting, j)
 	}
