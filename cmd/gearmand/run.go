@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"gearmand/server"
 	"gearmand/server/tlsconf"
 	"gearmand/store"
+	"gearmand/store/redis"
 )
 
 // run is gearmand from parsing its arguments to its exit status.
@@ -80,6 +82,8 @@ type process struct {
 	pidFile  string          // the pid file this process wrote, "" if none
 	serveErr chan error      // a listener that failed for good
 	tls      *tlsconf.Loader // nil without --ssl
+	// shutdownTimeout is --shutdown-timeout, for the log.
+	shutdownTimeout time.Duration
 }
 
 // start does everything between parsing and serving, in gearmand's order:
@@ -90,7 +94,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{log: lg}
+	p := &process{log: lg, shutdownTimeout: o.shutdownTimeout}
 	defer func() {
 		if err != nil {
 			lg.fatal(err)
@@ -180,6 +184,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		}
 		p.store = st
 		cfg.Store = st
+		p.logStoreWarnings(context.Background())
 	}
 	defer func() {
 		if err != nil && p.store != nil {
@@ -209,40 +214,78 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 }
 
 // wait serves until a signal or the server itself ends it, and returns the
-// exit status: SIGTERM and SIGINT close at once, SIGUSR1 stops once the
-// server holds no jobs, the admin `shutdown` command stops the server, and
-// SIGHUP reopens the log file and reloads the --ssl files.
+// exit status.
+//
+//   - The first SIGTERM or SIGINT stops gracefully (server.Shutdown): no
+//     new connections, no job handed out, running jobs finish within
+//     --shutdown-timeout, queued background jobs stay stored for the next
+//     start. A second one stops at once.
+//   - SIGUSR1 stops once no job is left (gearmand's graceful stop,
+//     server.ShutdownWhenEmpty); a SIGTERM or SIGINT after it moves on to
+//     the graceful stop, a second one to the immediate stop.
+//   - SIGHUP reopens the log file and reloads the --ssl files.
+//   - The admin commands `shutdown` and `shutdown graceful` stop the
+//     server as Close and Shutdown do.
+//
+// Every stop ends by flushing the store's committer, so that acknowledged
+// jobs are stored. The status is 0 for a stop that was asked for, and 1
+// when the server stopped on its own (its store was taken over by another
+// server, a listener failed) or could not store every acknowledged job.
 func (p *process) wait(sigs <-chan os.Signal) int {
 	ctx := context.Background()
-	draining := false
+	const (
+		serving   = iota
+		whenEmpty // SIGUSR1 received
+		graceful  // SIGTERM or SIGINT received
+	)
+	stage := serving
 	for {
 		select {
 		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGHUP:
+			switch {
+			case sig == syscall.SIGHUP:
 				p.log.reopen()
 				p.reloadTLS()
-			case syscall.SIGUSR1:
-				if !draining {
-					draining = true
+			case sig == syscall.SIGUSR1:
+				if stage == serving {
+					stage = whenEmpty
 					p.log.notice.Log(ctx, server.LevelNotice, "stopping once no jobs are left", "signal", "SIGUSR1")
-					go p.srv.Shutdown(ctx)
+					go p.srv.ShutdownWhenEmpty(ctx)
 				}
+			case stage < graceful:
+				stage = graceful
+				p.log.notice.Log(ctx, server.LevelNotice, "stopping", "signal", signalName(sig), "graceful", true,
+					"shutdown_timeout", p.shutdownTimeout, "hint", "signal again to stop at once")
+				go p.srv.Shutdown(ctx)
 			default:
-				p.log.notice.Log(ctx, server.LevelNotice, "stopping", "signal", signalName(sig))
-				p.srv.Close()
-				return 0
+				p.log.notice.Log(ctx, server.LevelNotice, "stopping at once", "signal", signalName(sig))
+				return p.closeServer()
 			}
 		case <-p.srv.Done():
+			if err := p.srv.Err(); err != nil {
+				p.log.logger.Log(ctx, server.LevelFatal, "stopping: this server no longer owns its store", "err", err)
+				p.closeServer()
+				return 1
+			}
 			p.log.notice.Log(ctx, server.LevelNotice, "stopping: the server was shut down")
-			p.srv.Close() // waits for the connections to end
-			return 0
+			return p.closeServer()
 		case err := <-p.serveErr:
 			p.log.logger.Log(ctx, server.LevelFatal, "stopping: cannot accept connections", "err", err)
-			p.srv.Close()
+			p.closeServer()
 			return 1
 		}
 	}
+}
+
+// closeServer closes the server, waiting for its connections to end and
+// its committer to flush (bounded), and returns 1 if not every
+// acknowledged job could be stored, else 0.
+func (p *process) closeServer() int {
+	if err := p.srv.Close(); err != nil {
+		p.log.logger.Error("stopping: not every acknowledged job could be stored", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // reloadTLS re-reads the --ssl files, if any. On failure the previous
@@ -256,6 +299,24 @@ func (p *process) reloadTLS() {
 		return
 	}
 	p.log.notice.Log(context.Background(), server.LevelNotice, "TLS files reloaded", certificateAttrs(p.tls.Leaf())...)
+}
+
+// logStoreWarnings logs, at start, how the store's own settings can lose
+// acknowledged jobs (Redis's persistence settings), so that it is seen
+// whatever the log level.
+func (p *process) logStoreWarnings(ctx context.Context) {
+	rs, ok := p.store.(*redis.Store)
+	if !ok {
+		return
+	}
+	settings, err := rs.Persistence(ctx)
+	if err != nil {
+		p.log.notice.Warn("could not read Redis's persistence settings (managed services often refuse CONFIG GET): check appendonly, appendfsync and maxmemory-policy yourself", "err", err)
+		return
+	}
+	for _, w := range settings.Warnings() {
+		p.log.notice.Warn(w)
+	}
 }
 
 // stop removes the pid file and closes the log.
