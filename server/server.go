@@ -111,6 +111,10 @@ func DefaultHandlePrefix() string {
 // Serve accepts connections on l until Shutdown or Close, and then returns
 // ErrServerClosed. Temporary accept errors are retried with backoff; any
 // other accept error is returned. Serve closes l when it returns.
+//
+// A listener from tls.NewListener serves TLS: each connection completes its
+// handshake on its own goroutine within Config.TLSHandshakeTimeout, and one
+// whose client certificate verified may run every admin command.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.mu.closed || s.mu.draining {
