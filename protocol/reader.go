@@ -111,6 +111,12 @@ func NewReader(r io.Reader) *Reader {
 // not yet returned as messages. A server flushes its replies when this is 0.
 func (r *Reader) Buffered() int { return r.end - r.start }
 
+// InMessage reports whether the Reader is inside a message: it holds bytes
+// of one not yet complete, or is skipping the rest of a rejected packet or
+// overlong line. Called from BeforeRead it tells a wait for the rest of a
+// message from a wait between messages.
+func (r *Reader) InMessage() bool { return r.end > r.start || r.discard > 0 || r.skipLine }
+
 // Next returns the next message. The returned pointer and every slice in it
 // are valid until the following call. Errors are io.EOF at a clean message
 // boundary, io.ErrUnexpectedEOF inside a message, a *FrameError for protocol

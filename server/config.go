@@ -89,6 +89,40 @@ type Config struct {
 	// finish before it closes anyway. Zero means DefaultShutdownTimeout
 	// (30s); negative means do not wait.
 	ShutdownTimeout time.Duration
+
+	// Resource limits (see limits.go). Each keeps one peer from taking
+	// what the others need; gearmand has none of them.
+
+	// MaxConnections bounds the open Gearman protocol connections (the
+	// HTTP protocol's are not counted). A connection accepted beyond it is
+	// sent ERROR TOO_MANY_CONNECTIONS, when that cannot block, and closed;
+	// the refusals are logged at WARNING at most once a second. Zero or
+	// negative: no limit (the default, as in gearmand).
+	MaxConnections int
+
+	// MaxQueuedBytes bounds the payload bytes of all the jobs the server
+	// holds, queued or running; a submission beyond it gets ERROR
+	// QUEUE_ERROR "Job queue is full", as `maxqueue` does. Jobs replayed
+	// from the store count but are never refused. Zero: no limit.
+	MaxQueuedBytes int64
+
+	// PacketTimeout bounds the time from the first byte of a packet or
+	// admin line to its last; a peer that takes longer (a slow-loris) is
+	// disconnected. A connection idle between messages is never cut:
+	// workers wait for jobs for hours. Zero means DefaultPacketTimeout
+	// (30s); negative means no limit.
+	PacketTimeout time.Duration
+
+	// MaxUnsentBytes bounds the replies and forwarded packets queued for a
+	// connection that does not read them; past it the connection is
+	// closed. Zero means DefaultMaxUnsentBytes (256 MiB).
+	MaxUnsentBytes int
+
+	// WriteTimeout bounds each write to a connection (of at most 1 MiB): a
+	// peer that takes no more for that long is disconnected, so a client
+	// that never reads cannot hold its connection's goroutine. Zero means
+	// DefaultWriteTimeout (60s); negative means no limit.
+	WriteTimeout time.Duration
 }
 
 // KeepAlive is gearmand's --keepalive* settings.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,11 +19,6 @@ import (
 	"gearmand/queue"
 	"gearmand/server/tlsconf"
 )
-
-// maxOutbound bounds the replies queued for a connection that does not
-// read them: past it the connection is closed rather than let the server
-// grow without bound.
-const maxOutbound = 256 << 20
 
 // conn is one client connection. One goroutine (serve) reads and handles
 // its messages; replies it produces, and packets other connections cause
@@ -56,13 +53,19 @@ type conn struct {
 
 	args   [][]byte // scratch for admin tokens
 	packet []byte   // scratch for replies built here
+
+	// limits are the server's per-connection limits (limits.go); out.buf
+	// never holds more than limits.maxUnsent bytes.
+	limits   connLimits
+	deadline packetDeadline // used by serve's goroutine only
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, wake: make(chan struct{}, 1), closed: make(chan struct{})}
 	c.r = protocol.NewReader(nc)
 	c.r.MaxPacketSize = s.cfg.MaxPacketSize
-	c.r.BeforeRead = c.flushOwn
+	c.r.BeforeRead = c.beforeRead
+	c.limits = connLimitsOf(&s.cfg)
 	c.remote = nc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.remote = host
@@ -140,7 +143,7 @@ func (c *conn) Send(frame []byte) {
 		c.out.Unlock()
 		return
 	}
-	if len(c.out.buf)+len(frame) > maxOutbound {
+	if len(c.out.buf)+len(frame) > c.limits.maxUnsent {
 		c.out.closed = true
 		c.out.Unlock()
 		c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "queued_bytes", len(c.out.buf))
@@ -176,7 +179,10 @@ func (c *conn) flush() {
 		c.spare = b
 		return
 	}
-	if _, err := c.nc.Write(b); err != nil {
+	if err := c.write(b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "write_timeout", c.limits.writeTimeout)
+		}
 		c.closeNet()
 	}
 	if cap(b) > 1<<20 {
@@ -201,8 +207,10 @@ func (c *conn) serve() {
 	defer c.srv.wg.Done()
 	defer func() {
 		if v := recover(); v != nil {
-			c.srv.log.Error("panic serving connection; closed it", "remote", c.remote, "panic", v)
+			c.srv.limits.panics.Add(1)
+			c.srv.log.Error("panic serving connection; closed it", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
 		}
+		defer c.srv.releaseConn()
 		c.srv.queue.Disconnect(c.session)
 		c.out.Lock()
 		c.out.closed = true
@@ -219,10 +227,13 @@ func (c *conn) serve() {
 	for {
 		msg, err := c.r.Next()
 		c.handling.Store(true)
+		c.messageRead(err)
 		if err != nil {
 			var fe *protocol.FrameError
 			if !errors.As(err, &fe) {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				if c.deadline.timedOut {
+					c.srv.log.Warn("closing connection that did not complete a message within the packet timeout", "remote", c.remote, "packet_timeout", c.limits.packetTimeout)
+				} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 					c.srv.log.Info("connection read failed", "remote", c.remote, "err", err)
 				}
 				return

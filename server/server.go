@@ -40,8 +40,9 @@ type Server struct {
 		// http serves the HTTP protocol, once ServeHTTPProtocol is called.
 		http *gearhttp.Server
 	}
-	monitor   monitor   // store and replay figures, see status.go
-	stop      stopState // see shutdown.go
+	monitor   monitor    // store and replay figures, see status.go
+	stop      stopState  // see shutdown.go
+	limits    limitState // see limits.go
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // connection and timer goroutines
@@ -72,6 +73,8 @@ func New(cfg Config) *Server {
 		JobRetries:   cfg.JobRetries,
 		WorkerWakeup: cfg.WorkerWakeup,
 		Now:          cfg.Now,
+
+		MaxQueuedBytes: cfg.MaxQueuedBytes,
 	}
 	if cfg.Store != nil {
 		s.committer = store.NewCommitter(cfg.Store, store.CommitterConfig[*queue.Job]{
@@ -170,6 +173,9 @@ func (s *Server) stopping() bool {
 }
 
 func (s *Server) startConn(nc net.Conn) {
+	if !s.admitConn(nc) {
+		return
+	}
 	if tc, ok := underlying(nc).(*net.TCPConn); ok && s.cfg.KeepAlive.Enable {
 		ka := net.KeepAliveConfig{Enable: true, Idle: s.cfg.KeepAlive.Idle, Interval: s.cfg.KeepAlive.Interval, Count: s.cfg.KeepAlive.Count}
 		if err := tc.SetKeepAliveConfig(ka); err != nil {
@@ -181,6 +187,7 @@ func (s *Server) startConn(nc net.Conn) {
 	if s.mu.closed {
 		s.mu.Unlock()
 		nc.Close()
+		s.releaseConn()
 		return
 	}
 	s.mu.conns[c] = struct{}{}
