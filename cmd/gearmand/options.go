@@ -180,7 +180,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.StringVarP(&v.logFile, "log-file", "l", "", `log file, or "stderr" or "none" (default stderr, or `+defaultDaemonLogFile+` with --daemon); SIGHUP reopens it`)
 	fs.BoolVar(&v.syslog, "syslog", false, "also log to syslog")
 	fs.StringVar(&v.logFormat, "log-format", logText, "log record format for the log file or stderr: text (key=value) or json (one object per line); levels keep gearmand's names")
-	fs.DurationVar(&v.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM, SIGINT or `shutdown graceful`, how long running jobs may take to finish before the server stops anyway (0: do not wait)")
+	fs.DurationVar(&v.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM, SIGINT or the admin command shutdown graceful, how long running jobs may take to finish before the server stops anyway (0: do not wait)")
 	fs.StringVar(&v.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG; each -v raises it one step (-vvv)")
 	// -v has no long form in gearmand; pflag needs a name, so it gets the
 	// hidden --v.
