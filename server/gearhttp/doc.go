@@ -44,12 +44,13 @@
 //	ERROR         503 for QUEUE_ERROR (the store failed, or the function's
 //	             queue is full), 500 for any other code; body "CODE: text"
 //
-// A foreground response also carries the last WORK_STATUS as
-// "X-Gearman-Status: <numerator>/<denominator>". WORK_WARNING packets are
-// not passed on: their bytes are arbitrary and would not fit a header. The
-// response, WORK_DATA included, is held in memory until the job ends and is
-// bounded by Config.MaxResponseSize; a job whose output grows past it ends
-// the request with 502, and the job goes on without this client.
+// A foreground response also carries the last WORK_STATUS (when its numbers
+// are decimal) as "X-Gearman-Status: <numerator>/<denominator>".
+// WORK_WARNING packets are not passed on: their bytes are arbitrary and
+// would not fit a header. The response, WORK_DATA included, is held in
+// memory until the job ends and is bounded by Config.MaxResponseSize; a job
+// whose output grows past it ends the request with 502, which then leaves
+// the job as a disconnecting client would.
 //
 // A client that goes away (its request context ends) leaves the queue like
 // a binary client that disconnects: a foreground job nobody else waits for

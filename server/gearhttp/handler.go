@@ -322,7 +322,12 @@ func (res *result) add(w http.ResponseWriter, p packet, limit int) bool {
 		}
 		res.reply(w, http.StatusOK, p.typ.String(), res.body)
 	case protocol.WorkStatus:
-		res.progress = string(p.arg(1)) + "/" + string(p.arg(2))
+		// Only numbers go into the header; a worker may send any bytes.
+		num, nerr := strconv.ParseUint(string(p.arg(1)), 10, 32)
+		den, derr := strconv.ParseUint(string(p.arg(2)), 10, 32)
+		if nerr == nil && derr == nil {
+			res.progress = strconv.FormatUint(num, 10) + "/" + strconv.FormatUint(den, 10)
+		}
 		return false
 	case protocol.WorkFail:
 		res.fail(w, http.StatusInternalServerError, p.typ.String(), "job "+res.handle+" failed")
