@@ -1,135 +1,165 @@
 #!/usr/bin/env bash
 # Compare our gearmand with C gearmand (Debian gearman-job-server) on
 # loopback, with the same load generator (cmd/gearbench), queue against
-# matching queue: PAIRS lists C-queue:our-queue pairs (builtin is memory
-# only on both sides; libsqlite3 is C gearmand's durable store). Each
-# workload runs ROUNDS times per pair, alternating servers, each run on a
-# fresh server and an empty store; the script prints each run on stderr and
-# the median jobs/s and ratio ours/C per pair and workload.
+# matching queue. One command runs the whole matrix:
 #
-#   bench/compare.sh                                   # defaults below
-#   ROUNDS=7 JOBS=100000 bench/compare.sh
-#   PAIRS="libsqlite3:bolt libsqlite3:pebble" WORKLOADS=submit bench/compare.sh
+#   1. for each PAIR (C queue:our store) and each of its workloads, ROUNDS
+#      rounds alternating C and ours at CONNS connections × WINDOW in flight,
+#      each run on a fresh server with an empty store;
+#   2. a sweep of SWEEP_CONNS connection counts (one run per side each) for
+#      the SWEEP_WORKLOADS, for the throughput-against-connections plots;
+#   3. bench/replay.sh: REPLAY_JOBS queued jobs replayed after SIGKILL on
+#      each of our durable stores, and memory per queued job.
 #
-#   PAIRS="Postgres:postgres redis:redis" WORKLOADS=submit bench/compare.sh
+# Everything lands in OUT: results.jsonl (one JSON object per run, from
+# gearbench run --json), report.md (the Markdown tables of `gearbench
+# report`: medians, ratios ours/C, latency percentiles), replay.md, and the
+# PNG plots of `gearbench plot`. The tables are printed too.
 #
-# C gearmand commits one job at a time to sqlite and PostgreSQL, so those
-# runs use SLOW_JOBS jobs (the rate, not the count, is compared). The
-# PostgreSQL and Redis pairs use the servers at PG_DSN and REDIS_ADDR, the
-# same for both sides; every run gets its own table, key prefix or
-# namespace, removed again after the run (with psql and redis-cli).
+#   bench/compare.sh                          # the full matrix, ~15-20 min on 2 cores
+#   QUICK=1 bench/compare.sh                  # small counts, one round: ~3 min
+#   PAIRS="libsqlite3:bolt" ROUNDS=5 OUT=/tmp/bolt bench/compare.sh
+#   REPLAY=0 SWEEP_CONNS= bench/compare.sh    # no replay, no sweep
 #
+# The builtin pair runs every workload; the durable pairs run the
+# background ones (DURABLE_WORKLOADS), since foreground jobs are never
+# stored. C gearmand commits one job at a time to sqlite and PostgreSQL, so
+# its runs there use SLOW_JOBS jobs (rates, not counts, are compared).
+# PostgreSQL and Redis: the servers at PG_DSN and REDIS_ADDR when set,
+# otherwise throwaway ones started here (initdb/pg_ctl, redis-server) and
+# stopped at the end; every run gets its own table, key prefix or namespace,
+# removed after the run.
+#
+# Exits 1 when a run failed (errors or missing jobs; see results.jsonl).
 # Needs /usr/sbin/gearmand: apt-get install gearman-job-server
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-ROUNDS=${ROUNDS:-5}
+if [ "${QUICK:-0}" = 1 ]; then
+	: "${ROUNDS:=1}" "${JOBS:=5000}" "${SLOW_JOBS:=300}" "${LARGE_JOBS:=20}" "${SWEEP_CONNS:=1 16}" "${REPLAY_JOBS:=50000}"
+fi
+ROUNDS=${ROUNDS:-3}
 JOBS=${JOBS:-50000}
+SLOW_JOBS=${SLOW_JOBS:-2000}
+LARGE_JOBS=${LARGE_JOBS:-200}
 CONNS=${CONNS:-4}
 WINDOW=${WINDOW:-16}
 WORKERS=${WORKERS:-4}
 PAYLOAD=${PAYLOAD:-64}
-WORKLOADS=${WORKLOADS:-submit drain roundtrip}
-PAIRS=${PAIRS:-builtin:builtin}
-SLOW_JOBS=${SLOW_JOBS:-2000}
-PG_DSN=${PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
-REDIS_ADDR=${REDIS_ADDR:-127.0.0.1:6379}
-runs=0
+PAIRS=${PAIRS:-builtin:builtin libsqlite3:bolt libsqlite3:pebble Postgres:postgres redis:redis}
+MEMORY_WORKLOADS=${MEMORY_WORKLOADS:-submit drain roundtrip storm large mixed}
+DURABLE_WORKLOADS=${DURABLE_WORKLOADS:-submit drain large}
+SWEEP_CONNS=${SWEEP_CONNS-1 2 8 16 32}
+SWEEP_WORKLOADS=${SWEEP_WORKLOADS:-submit roundtrip}
+REPLAY=${REPLAY:-1}
+REPLAY_JOBS=${REPLAY_JOBS:-1000000}
+OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%MZ)}
 C_GEARMAND=${C_GEARMAND:-/usr/sbin/gearmand}
 
 if [ ! -x "$C_GEARMAND" ]; then
 	echo "compare.sh: $C_GEARMAND not found; install Debian package gearman-job-server" >&2
 	exit 1
 fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+: >"$OUT/results.jsonl"
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; bench_stop_services; rm -rf "$work"' EXIT
 go build -o "$work/gearmand" ./cmd/gearmand
 go build -o "$work/gearbench" ./cmd/gearbench
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+case " $PAIRS " in *" Postgres:"*) bench_need_postgres ;; esac
+case " $PAIRS " in *" redis:"*) bench_need_redis ;; esac
+export PG_DSN REDIS_ADDR
 
-wait_port() {
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "compare.sh: server on port $1 did not start" >&2
-	return 1
-}
+runs=0 failures=0
 
-# run SERVER QUEUE WORKLOAD: start a fresh server with an empty store, run
-# one workload, print jobs/s.
+# run SIDE QUEUE PAIR WORKLOAD CONNS ROUND: start a fresh server (C or ours)
+# with an empty store, run one workload, append its result to results.jsonl.
 run() {
-	local server=$1 queue=$2 workload=$3 port pid line jobs=$JOBS dir
-	port=$(free_port)
-	dir=$(mktemp -d "$work/run.XXXX")
+	local side=$1 queue=$2 pair=$3 workload=$4 conns=$5 round=$6
+	local port pid jobs=$JOBS dir qargs=(-q "$queue") bin=$work/gearmand
 	runs=$((runs + 1))
 	local tag="bench_$$_$runs"
-	if [ "$server" = c ]; then
-		local qargs=(-q "$queue")
-		case $queue in
-		libsqlite3)
-			qargs+=(--libsqlite3-db "$dir/q.sqlite")
-			jobs=$SLOW_JOBS
-			;;
-		Postgres)
-			qargs+=(--libpq-conninfo "$PG_DSN" --libpq-table "$tag")
-			jobs=$SLOW_JOBS
-			;;
-		redis) qargs+=(--redis-server "${REDIS_ADDR%:*}" --redis-port "${REDIS_ADDR##*:}" --redis-prefix "$tag") ;;
-		esac
-		"$C_GEARMAND" -p "$port" -L 127.0.0.1 "${qargs[@]}" -l none -P "$dir/pid" >/dev/null 2>&1 &
-	else
-		local qargs=(-q "$queue")
-		case $queue in
-		bolt) qargs+=(--bolt-file "$dir/q.db") ;;
-		pebble) qargs+=(--pebble-dir "$dir/q.pebble") ;;
-		postgres) qargs+=(--dsn "$PG_DSN" --store-namespace "$tag") ;;
-		redis) qargs+=(--redis-addr "$REDIS_ADDR" --store-namespace "$tag") ;;
-		esac
-		"$work/gearmand" -p "$port" -L 127.0.0.1 "${qargs[@]}" -l none -P "$dir/pid" >/dev/null 2>&1 &
-	fi
+	port=$(free_port)
+	dir=$(mktemp -d "$work/run.XXXX")
+	case $side/$queue in
+	c/libsqlite3) qargs+=(--libsqlite3-db "$dir/q.sqlite") jobs=$SLOW_JOBS ;;
+	c/Postgres) qargs+=(--libpq-conninfo "$PG_DSN" --libpq-table "$tag") jobs=$SLOW_JOBS ;;
+	c/redis) qargs+=(--redis-server "${REDIS_ADDR%:*}" --redis-port "${REDIS_ADDR##*:}" --redis-prefix "$tag") ;;
+	go/bolt) qargs+=(--bolt-file "$dir/q.db") ;;
+	go/pebble) qargs+=(--pebble-dir "$dir/q.pebble") ;;
+	go/postgres) qargs+=(--dsn "$PG_DSN" --store-namespace "$tag") ;;
+	go/redis) qargs+=(--redis-addr "$REDIS_ADDR" --store-namespace "$tag") ;;
+	esac
+	[ "$side" = c ] && bin=$C_GEARMAND
+	[ "$workload" = large ] && jobs=$LARGE_JOBS
+	"$bin" -p "$port" -L 127.0.0.1 "${qargs[@]}" -l none -P "$dir/pid" >"$dir/log" 2>&1 &
 	pid=$!
-	wait_port "$port"
-	line=$("$work/gearbench" --addr "127.0.0.1:$port" --workload "$workload" --jobs "$jobs" \
-		--conns "$CONNS" --window "$WINDOW" --workers "$WORKERS" --payload "$PAYLOAD")
-	kill "$pid"
+	if wait_port "$port" "$pid"; then
+		if ! "$work/gearbench" --addr "127.0.0.1:$port" --workload "$workload" --jobs "$jobs" \
+			--conns "$conns" --window "$WINDOW" --workers "$WORKERS" $([ "$workload" = large ] || echo --payload "$PAYLOAD") \
+			--side "$side" --pair "$pair" --round "$round" --json "$OUT/results.jsonl" --progress 10s \
+			| sed "s|^|$side/$queue |" >&2; then
+			failures=$((failures + 1))
+		fi
+	else
+		cat "$dir/log" >&2
+		failures=$((failures + 1))
+	fi
+	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	rm -rf "$dir"
-	cleanup "$server" "$queue" "$tag"
-	echo "$server/$queue $line" >&2
-	sed -n 's/.*jobs\/s=\([0-9]*\).*/\1/p' <<<"$line"
+	cleanup_store "$side" "$queue" "$tag"
 }
 
-# cleanup SERVER QUEUE TAG: remove what a run left in PostgreSQL or Redis.
-cleanup() {
-	case $1/$2 in
-	c/Postgres) psql -q "$PG_DSN" -c "DROP TABLE IF EXISTS $3" >/dev/null ;;
-	go/postgres) psql -q "$PG_DSN" -c "DELETE FROM gearmand_jobs WHERE namespace = '$3'" >/dev/null ;;
-	c/redis) redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" --scan --pattern "$3*" | xargs -r redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" del >/dev/null ;;
-	go/redis) redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" --scan --pattern "gearmand:{$3}:*" | xargs -r redis-cli -h "${REDIS_ADDR%:*}" -p "${REDIS_ADDR##*:}" del >/dev/null ;;
+# workloads_of PAIR: the workloads a pair runs.
+workloads_of() {
+	case $1 in
+	builtin:*) echo "$MEMORY_WORKLOADS" ;;
+	*) echo "$DURABLE_WORKLOADS" ;;
 	esac
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+set -o pipefail
+{
+	echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+	echo "# C: $("$C_GEARMAND" --version 2>&1 | grep -m 1 .); ours: $(git rev-parse --short HEAD)"
+	echo "# jobs=$JOBS slow_jobs=$SLOW_JOBS large_jobs=$LARGE_JOBS conns=$CONNS window=$WINDOW workers=$WORKERS payload=$PAYLOAD rounds=$ROUNDS sweep=[$SWEEP_CONNS]"
+} | tee "$OUT/setup.txt" >&2
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; jobs=$JOBS conns=$CONNS window=$WINDOW workers=$WORKERS payload=$PAYLOAD rounds=$ROUNDS"
-echo "# C: $("$C_GEARMAND" --version 2>&1 | tr -s '\n' ' ')"
-printf '%-22s %-10s %12s %12s %8s\n' "C queue:our queue" workload "C jobs/s" "Go jobs/s" "Go/C"
 for pair in $PAIRS; do
 	cq=${pair%%:*} gq=${pair##*:}
-	for w in $WORKLOADS; do
-		: >"$work/c"
-		: >"$work/go"
-		for _ in $(seq "$ROUNDS"); do
-			run c "$cq" "$w" >>"$work/c"
-			run go "$gq" "$w" >>"$work/go"
+	for w in $(workloads_of "$pair"); do
+		for r in $(seq "$ROUNDS"); do
+			run c "$cq" "$pair" "$w" "$CONNS" "$r"
+			run go "$gq" "$pair" "$w" "$CONNS" "$r"
 		done
-		c=$(median <"$work/c")
-		g=$(median <"$work/go")
-		printf '%-22s %-10s %12s %12s %8s\n' "$pair" "$w" "$c" "$g" "$(awk -v a="$g" -v b="$c" 'BEGIN {printf "%.2f", a/b}')"
+	done
+	for w in $(workloads_of "$pair"); do
+		case " $SWEEP_WORKLOADS " in *" $w "*) ;; *) continue ;; esac
+		for n in $SWEEP_CONNS; do
+			[ "$n" = "$CONNS" ] && continue
+			run c "$cq" "$pair" "$w" "$n" 1
+			run go "$gq" "$pair" "$w" "$n" 1
+		done
 	done
 done
+
+"$work/gearbench" report -in "$OUT/results.jsonl" | tee "$OUT/report.md"
+"$work/gearbench" plot -in "$OUT/results.jsonl" -out "$OUT" >/dev/null
+
+if [ "$REPLAY" = 1 ]; then
+	stores=builtin
+	for pair in $PAIRS; do
+		[ "${pair##*:}" = builtin ] || stores="$stores ${pair##*:}"
+	done
+	echo
+	JOBS=$REPLAY_JOBS STORES="$stores" C_BUILTIN=1 bench/replay.sh | tee "$OUT/replay.md" || failures=$((failures + 1))
+fi
+
+echo "compare.sh: $runs runs, $failures failed; results in $OUT" >&2
+[ "$failures" = 0 ]
