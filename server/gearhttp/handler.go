@@ -292,6 +292,7 @@ func (s *Server) ended(w http.ResponseWriter, r *http.Request, doing string) {
 
 func shuttingDown(w http.ResponseWriter) {
 	http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+	http.NewResponseController(w).Flush() // before Close closes the connection
 }
 
 // result gathers a foreground job's answer.
