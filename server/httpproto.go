@@ -46,10 +46,11 @@ func (s *Server) ServeHTTPProtocol(l net.Listener) error {
 }
 
 // shutdownHTTPLocked starts the graceful stop of the HTTP protocol: its
-// listeners close now, its requests finish on their own or at Close.
+// listeners close now, its requests finish on their own or at Close. After
+// Close it does nothing (Close stopped it, and wg may be being waited on).
 func (s *Server) shutdownHTTPLocked() {
 	h := s.mu.http
-	if h == nil {
+	if h == nil || s.mu.closed {
 		return
 	}
 	s.wg.Add(1)
