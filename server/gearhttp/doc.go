@@ -55,6 +55,8 @@
 // A client that goes away (its request context ends) leaves the queue like
 // a binary client that disconnects: a foreground job nobody else waits for
 // is abandoned; a background job is never dropped.
+// While it waits, a request is listed by the admin `workers` command as a
+// connection with file descriptor -1.
 //
 // # Asking for a job's status
 //
