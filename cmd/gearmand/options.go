@@ -99,6 +99,8 @@ type options struct {
 	adminAllow []netip.Prefix
 	// http is the HTTP protocol's settings (-r http), nil when it is off.
 	http *httpOptions
+	// limits are the resource limits (limits.go).
+	limits limitFlags
 
 	// Accepted for compatibility and otherwise ignored.
 	threads          int
@@ -157,6 +159,7 @@ type flagValues struct {
 	maxPacketSize     int
 	security          securityFlags // --ssl*, --admin-allow
 	http              httpFlags     // -r http, --http-port
+	limits            limitFlags    // --max-connections, --packet-timeout, ...
 	logFormat         string
 	shutdownTimeout   time.Duration
 }
@@ -220,6 +223,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	addQueueTypeFlags(fs)
 	addSecurityFlags(fs, &v.security)
 	addHTTPFlags(fs, &v.http)
+	addLimitFlags(fs, &v.limits)
 
 	fs.MarkHidden("v")
 	fs.MarkHidden("check-args")
@@ -446,6 +450,10 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 	if o.adminAllow, err = v.security.adminNetworks(); err != nil {
 		return nil, err
 	}
+	if err := v.limits.check(); err != nil {
+		return nil, err
+	}
+	o.limits = v.limits
 	if o.http, err = v.http.options(fs); err != nil {
 		return nil, err
 	}
@@ -454,7 +462,7 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 
 // serverConfig is the server's share of the options.
 func (o *options) serverConfig(logger *slog.Logger) server.Config {
-	return server.Config{
+	cfg := server.Config{
 		HandlePrefix:  o.handlePrefix,
 		JobRetries:    o.jobRetries,
 		WorkerWakeup:  o.workerWakeup,
@@ -469,6 +477,8 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 		// The server's zero is its default; ours means do not wait.
 		ShutdownTimeout: cmp.Or(o.shutdownTimeout, -1),
 	}
+	o.limits.apply(&cfg)
+	return cfg
 }
 
 // usage is the --help text.

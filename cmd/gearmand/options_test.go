@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 		hashtableBuckets: 991,
 		logFormat:        "text",
 		shutdownTimeout:  30 * time.Second,
+		limits:           defaultLimits,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
@@ -220,6 +221,10 @@ func TestServerConfig(t *testing.T) {
 		FlushInterval: 10 * time.Millisecond,
 		// --shutdown-timeout 30s
 		ShutdownTimeout: 30 * time.Second,
+		// the limits' defaults
+		PacketTimeout:  server.DefaultPacketTimeout,
+		MaxUnsentBytes: server.DefaultMaxUnsentBytes,
+		WriteTimeout:   server.DefaultWriteTimeout,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("serverConfig:\n got %+v\nwant %+v", cfg, want)
@@ -346,6 +351,7 @@ func TestConfigFile(t *testing.T) {
 				configFile:       conf,
 				logFormat:        "text",
 				shutdownTimeout:  30 * time.Second,
+				limits:           defaultLimits,
 			}
 			tc.want(want)
 			got, err := parseOptions(append([]string{"--config-file", conf}, tc.args...), tc.env)
