@@ -79,6 +79,7 @@ runs=0 failures=0
 
 # run SIDE QUEUE PAIR WORKLOAD CONNS ROUND: start a fresh server (C or ours)
 # with an empty store, run one workload, append its result to results.jsonl.
+# ROUND 0 marks a sweep run: report and plot take latencies from the rounds.
 run() {
 	local side=$1 queue=$2 pair=$3 workload=$4 conns=$5 round=$6
 	local port pid jobs=$JOBS dir qargs=(-q "$queue") bin=$work/gearmand
@@ -143,8 +144,8 @@ for pair in $PAIRS; do
 		case " $SWEEP_WORKLOADS " in *" $w "*) ;; *) continue ;; esac
 		for n in $SWEEP_CONNS; do
 			[ "$n" = "$CONNS" ] && continue
-			run c "$cq" "$pair" "$w" "$n" 1
-			run go "$gq" "$pair" "$w" "$n" 1
+			run c "$cq" "$pair" "$w" "$n" 0
+			run go "$gq" "$pair" "$w" "$n" 0
 		done
 	done
 done

@@ -193,8 +193,14 @@ func writeResults(t *testing.T, rs ...Result) string {
 	return path
 }
 
+// result makes a submit result; conns 4 are the main rounds, others the
+// sweep (round 0).
 func result(side string, conns int, jobsPerS, p99 float64) Result {
-	return Result{Workload: "submit", Side: side, Pair: "builtin:builtin", Conns: conns, Window: 16, Workers: 4,
+	round := 0
+	if conns == 4 {
+		round = 1
+	}
+	return Result{Workload: "submit", Side: side, Pair: "builtin:builtin", Round: round, Conns: conns, Window: 16, Workers: 4,
 		Payload: 64, Jobs: 1000, Seconds: 1000 / jobsPerS, JobsPerS: jobsPerS,
 		Latency: &Latency{Count: 1000, P50: p99 / 2, P99: p99, P999: p99 * 2, Max: p99 * 3}}
 }
@@ -208,11 +214,14 @@ func TestReportMediansAndRatios(t *testing.T) {
 		result("c", 4, 200, 2000), result("go", 4, 500, 300),
 		failed,
 		result("c", 1, 50, 10), result("go", 1, 75, 10),
+		result("c", 1, 50, 10), result("go", 1, 75, 10),
+		result("c", 1, 50, 10), result("go", 1, 75, 10),
+		result("c", 1, 50, 10), result("go", 1, 75, 10),
 	}
 	var out bytes.Buffer
 	writeReport(&out, cells(rs))
 	for _, want := range []string{
-		"| builtin:builtin | submit | 1×16 | 64 B | 1/1 | 50 | 75 | 1.50 |",
+		"| builtin:builtin | submit | 1×16 | 64 B | 4/4 | 50 | 75 | 1.50 |",
 		"| builtin:builtin | submit | 4×16 | 64 B | 3/3 (1 failed) | 200 | 500 | 2.50 |",
 		"| builtin:builtin | submit | 4×16 | 1 ms | 0.15 ms | 2 ms | 0.3 ms | 4 ms | 0.6 ms |",
 	} {

@@ -129,13 +129,25 @@ var (
 	p999 = func(l Latency) float64 { return l.P999 }
 )
 
-// mainConns returns, for each pair and workload, the connection count run
-// most often: the comparison's rounds, as opposed to its sweep.
+// mainConns returns, for each pair and workload, the connection count of
+// the comparison's rounds (runs labelled with a round number of 1 or more)
+// as opposed to its sweep (round 0); without round labels, the count run
+// most often.
 func mainConns(cs []*cell) map[[2]string]int {
+	score := func(c *cell) int {
+		n := c.Failed
+		for _, r := range slices.Concat(c.C, c.Go) {
+			n++
+			if r.Round > 0 {
+				n += 1000
+			}
+		}
+		return n
+	}
 	best := map[[2]string]*cell{}
 	for _, c := range cs {
 		k := [2]string{c.Pair, c.Workload}
-		if b := best[k]; b == nil || len(c.C)+len(c.Go)+c.Failed > len(b.C)+len(b.Go)+b.Failed {
+		if b := best[k]; b == nil || score(c) > score(b) {
 			best[k] = c
 		}
 	}
