@@ -49,7 +49,7 @@ var (
 )
 
 // drawPlots writes, for each pair, throughput-<pair>.png (jobs/s against
-// connection count, one panel per workload) and latency-<pair>.png (p50,
+// connection count, one panel per workload run at several counts) and latency-<pair>.png (p50,
 // p99 and p99.9 at the main connection count, one panel per workload with
 // latencies), and returns the files written.
 func drawPlots(dir string, cs []*cell) ([]string, error) {
@@ -83,6 +83,9 @@ func drawPlots(dir string, cs []*cell) ([]string, error) {
 					}
 					lat = append(lat, p)
 				}
+			}
+			if len(sweep) < 2 {
+				continue // one connection count: the tables say it all
 			}
 			p, err := throughputPlot(w, sweep)
 			if err != nil {
@@ -130,6 +133,7 @@ func throughputPlot(workload string, sweep []*cell) (*plot.Plot, error) {
 	p.Y.Min = 0
 	p.X.Scale = plot.LogScale{}
 	var ticks []plot.Tick
+	top := 0.0
 	for _, side := range []struct {
 		name  string
 		color color.Color
@@ -142,6 +146,7 @@ func throughputPlot(workload string, sweep []*cell) (*plot.Plot, error) {
 		for _, c := range sweep {
 			if rs := side.runs(c); len(rs) > 0 {
 				xys = append(xys, plotter.XY{X: float64(c.Conns), Y: median(rs, jobsPerS)})
+				top = max(top, xys[len(xys)-1].Y)
 			}
 		}
 		if len(xys) == 0 {
@@ -161,6 +166,7 @@ func throughputPlot(workload string, sweep []*cell) (*plot.Plot, error) {
 		}
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Y.Max = top * 1.25 // room for the legend
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
