@@ -18,7 +18,11 @@ import (
 // (--log-format) on stderr or a log file, and syslog with --syslog, all
 // printing gearmand's level names.
 type logging struct {
-	// logger filters at the chosen level; the server logs through it.
+	// logger filters at the chosen level, except that NOTICE records
+	// always pass: the server's lines about its life (replay progress,
+	// graceful stops, jobs left at the stop) are NOTICE, and an operator
+	// must see them at the default ERROR level too. The server logs
+	// through it.
 	logger *slog.Logger
 	// notice always passes NOTICE and above, whatever the level: the few
 	// lines an operator must see even at the default ERROR level (where it
@@ -72,9 +76,29 @@ func newLogging(o *options, stderr io.Writer) (*logging, error) {
 		}
 		return slog.NewMultiHandler(hs...)
 	}
-	lg.logger = slog.New(handlers(o.level))
-	lg.notice = slog.New(handlers(min(o.level, server.LevelNotice)))
+	atNotice := handlers(min(o.level, server.LevelNotice))
+	lg.logger = slog.New(noticeAlways{Handler: atNotice, level: o.level})
+	lg.notice = slog.New(atNotice)
 	return lg, nil
+}
+
+// noticeAlways passes records at level and above, and NOTICE records
+// whatever the level, to a Handler that passes both.
+type noticeAlways struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h noticeAlways) Enabled(ctx context.Context, l slog.Level) bool {
+	return (l >= h.level || l == server.LevelNotice) && h.Handler.Enabled(ctx, l)
+}
+
+func (h noticeAlways) WithAttrs(as []slog.Attr) slog.Handler {
+	return noticeAlways{Handler: h.Handler.WithAttrs(as), level: h.level}
+}
+
+func (h noticeAlways) WithGroup(name string) slog.Handler {
+	return noticeAlways{Handler: h.Handler.WithGroup(name), level: h.level}
 }
 
 // newFormatHandler writes records to w in format (logJSON, else text),

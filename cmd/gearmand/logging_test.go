@@ -24,7 +24,8 @@ func TestLogLevels(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg.logger.Log(ctx, server.LevelWarning, "hidden warning")
-	lg.logger.Log(ctx, server.LevelNotice, "hidden notice")
+	lg.logger.Log(ctx, server.LevelInfo, "hidden info")
+	lg.logger.With("conn", 1).Log(ctx, server.LevelNotice, "shown server notice")
 	lg.logger.Log(ctx, server.LevelError, "shown error")
 	lg.logger.Log(ctx, server.LevelCritical, "shown critical")
 	lg.logger.Log(ctx, server.LevelAlert, "shown alert")
@@ -40,6 +41,7 @@ func TestLogLevels(t *testing.T) {
 		`level=ALERT msg="shown alert"`,
 		`level=FATAL msg="shown fatal"`,
 		`level=NOTICE msg="shown notice"`,
+		`level=NOTICE msg="shown server notice" conn=1`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s:\n%s", want, log)
