@@ -64,6 +64,19 @@ func (l *lifecycle) start(args ...string) *instance {
 	return in
 }
 
+// restartRuns starts the server again and checks that a worker for fn is
+// given the stored job with this unique.
+func (l *lifecycle) restartRuns(fn, unique string) {
+	l.t.Helper()
+	next := l.start()
+	h := newHolder()
+	close(h.release)
+	worker(l.t, next.addr, fn, h.handle)
+	if u := h.next(l.t); u != unique {
+		l.t.Fatalf("after the restart the worker for %s got %q, want %q", fn, u, unique)
+	}
+}
+
 // started is the address of the started line of a text log, or "".
 func (in *instance) started(t *testing.T) string {
 	return startedAddr(readFile(t, in.log))
@@ -237,14 +250,7 @@ func TestLifecycle(t *testing.T) {
 		if log := readFile(t, in.log); !strings.Contains(log, "gearmand stopped") {
 			t.Errorf("log:\n%s", log)
 		}
-
-		next := l.start()
-		later := newHolder()
-		close(later.release)
-		worker(t, next.addr, "later", later.handle)
-		if u := later.next(t); u != "queued" {
-			t.Fatalf("after the restart the worker got %q, want the queued job", u)
-		}
+		l.restartRuns("later", "queued")
 	})
 
 	// A second signal stops at once, long before --shutdown-timeout, and
@@ -281,14 +287,7 @@ func TestLifecycle(t *testing.T) {
 			if log := readFile(t, in.log); !strings.Contains(log, tc.log) {
 				t.Errorf("the log does not say %q:\n%s", tc.log, log)
 			}
-
-			next := l.start()
-			again := newHolder()
-			close(again.release)
-			worker(t, next.addr, "stuck", again.handle)
-			if u := again.next(t); u != "cut-short" {
-				t.Fatalf("after the restart the worker got %q, want the job cut short", u)
-			}
+			l.restartRuns("stuck", "cut-short")
 		})
 	}
 
