@@ -251,6 +251,9 @@ func fmtMS(us float64) string {
 	if us == 0 {
 		return "–"
 	}
+	if us >= 100_000 {
+		return fmt.Sprintf("%.0f ms", us/1000)
+	}
 	return fmt.Sprintf("%.3g ms", us/1000)
 }
 
