@@ -244,8 +244,10 @@ func (s *Server) flushStore() error {
 }
 
 // Done is closed once the server has begun stopping, whatever stopped it:
-// Close, the end of Shutdown, or the admin commands `shutdown` and
-// `shutdown graceful`. Close returns only when its goroutines have ended.
+// Close, the end of Shutdown or ShutdownWhenEmpty, the admin commands
+// `shutdown` and `shutdown graceful`, or the store taken over by another
+// server (then Err says so). Close returns only when its goroutines have
+// ended.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // runTimers drives the queue's epoch and timeout timers with the real clock.
