@@ -1,0 +1,6 @@
+//go:build !race
+
+package soak
+
+// raceDetector is set when the test binary runs under -race.
+const raceDetector = false
