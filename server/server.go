@@ -229,13 +229,13 @@ func (s *Server) Close() error {
 }
 
 // flushStore writes what the committer still holds (write-behind adds were
-// acknowledged already), bounded by a minute so a dead store cannot hang
-// the exit.
+// acknowledged already), bounded by FinalFlushTimeout so a dead store
+// cannot hang the exit.
 func (s *Server) flushStore() error {
 	if s.committer == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), FinalFlushTimeout)
 	defer cancel()
 	if err := s.committer.Close(ctx); err != nil {
 		return fmt.Errorf("server: flushing the store: %w", err)

@@ -27,6 +27,10 @@ import (
 // Config.ShutdownTimeout is zero.
 const DefaultShutdownTimeout = 30 * time.Second
 
+// FinalFlushTimeout bounds Close's last flush of the store's committer:
+// what it has not written by then (write-behind adds) is logged as lost.
+const FinalFlushTimeout = time.Minute
+
 // stopState is what the server knows about why and how it stopped.
 type stopState struct {
 	mu   sync.Mutex

@@ -150,8 +150,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The final flush of the store is bounded by a minute.
-	if limit := max(o.shutdownTimeout, sample.shutdownTimeout) + time.Minute; stop <= limit {
+	if limit := max(o.shutdownTimeout, sample.shutdownTimeout) + server.FinalFlushTimeout; stop <= limit {
 		t.Errorf("TimeoutStopSec=%v is not above --shutdown-timeout plus the final flush, %v", stop, limit)
 	}
 }
