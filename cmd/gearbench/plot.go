@@ -20,15 +20,8 @@ import (
 
 func plotCommand(args []string) error {
 	fs := flag.NewFlagSet("gearbench plot", flag.ContinueOnError)
-	in := fs.String("in", "results.jsonl", "JSON lines file written by gearbench run --json")
 	out := fs.String("out", ".", "directory for the PNG files")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	rs, err := readResults(*in)
+	rs, err := parseResults(fs, args)
 	if err != nil {
 		return err
 	}

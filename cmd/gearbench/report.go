@@ -158,16 +158,21 @@ func mainConns(cs []*cell) map[[2]string]int {
 	return out
 }
 
-func reportCommand(args []string) error {
-	fs := flag.NewFlagSet("gearbench report", flag.ContinueOnError)
+// parseResults parses the flags of report and plot, fs's own and -in, and
+// reads the results file named by -in.
+func parseResults(fs *flag.FlagSet, args []string) ([]Result, error) {
 	in := fs.String("in", "results.jsonl", "JSON lines file written by gearbench run --json")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	rs, err := readResults(*in)
+	return readResults(*in)
+}
+
+func reportCommand(args []string) error {
+	rs, err := parseResults(flag.NewFlagSet("gearbench report", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}

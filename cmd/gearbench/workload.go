@@ -34,8 +34,9 @@ type options struct {
 }
 
 // workloads maps each workload name to its implementation. Each fills in
-// the measurements of r; the caller fills in the labels.
-var workloads = map[string]func(ctx context.Context, b *bench, r *Result){
+// the measurements of r (the caller fills in the labels) and returns an
+// error when it could not run at all; failed requests go to b.errs.
+var workloads = map[string]func(ctx context.Context, b *bench, r *Result) error{
 	"submit":    submitWorkload,
 	"drain":     drainWorkload,
 	"roundtrip": roundTripWorkload,
@@ -88,7 +89,9 @@ func run(ctx context.Context, o options) (*Result, error) {
 		return nil, err
 	}
 	c.Close()
-	w(ctx, b, r)
+	if err := w(ctx, b, r); err != nil {
+		b.errs.add(err)
+	}
 	if r.Seconds > 0 {
 		r.JobsPerS = float64(r.Jobs) / r.Seconds
 		r.BytesPerS = r.JobsPerS * float64(o.payload)
@@ -242,6 +245,9 @@ type ledger struct {
 	acked    atomic.Int64
 	complete atomic.Int64 // jobs both acknowledged and run
 	runs     atomic.Int64 // every run, duplicates included
+	// countRuns makes each first run of a job count as progress (when the
+	// submits are not what is being timed).
+	countRuns bool
 }
 
 const (
@@ -273,6 +279,13 @@ func (l *ledger) submit(ctx context.Context, c *client.Client, n int) error {
 	return nil
 }
 
+// submitAll submits jobs 0..len-1 from forEach's goroutines.
+func (l *ledger) submitAll(ctx context.Context, phase string) (hists []histogram, elapsed time.Duration, started int) {
+	return l.b.forEach(ctx, phase, len(l.state), 1, func(c *client.Client, n int) (int, error) {
+		return 0, l.submit(ctx, c, n)
+	})
+}
+
 // run is the workers' handler: it checks the job and marks it run.
 func (l *ledger) run(_ context.Context, j *client.Job) ([]byte, error) {
 	n, err := strconv.Atoi(strings.TrimPrefix(j.Unique, l.b.prefix))
@@ -284,7 +297,7 @@ func (l *ledger) run(_ context.Context, j *client.Job) ([]byte, error) {
 		l.b.errs.add(fmt.Errorf("job %d: the worker got %d bytes, want the %d submitted", n, len(j.Data), len(l.b.data)))
 	}
 	l.runs.Add(1)
-	if l.mark(n, ranBit) {
+	if l.mark(n, ranBit) && l.countRuns {
 		l.b.done.Add(1)
 	}
 	return nil, nil
@@ -325,81 +338,76 @@ func (l *ledger) finish(r *Result, missing int64) {
 	}
 }
 
+// requests records a forEach run of jobs requests in r.
+func (r *Result) requests(jobs int, elapsed time.Duration, started int, h *histogram) {
+	r.Jobs, r.Seconds = jobs, elapsed.Seconds()
+	r.Missing += int64(jobs - started)
+	lat := summarize(h)
+	r.Latency = &lat
+}
+
 // submitWorkload: background submits, timed from the first to the last
 // JOB_CREATED. The jobs stay queued on the server.
-func submitWorkload(ctx context.Context, b *bench, r *Result) {
+func submitWorkload(ctx context.Context, b *bench, r *Result) error {
 	l := newLedger(b, b.o.jobs)
-	hists, elapsed, started := b.forEach(ctx, "submit", b.o.jobs, 1, func(c *client.Client, n int) (int, error) {
-		return 0, l.submit(ctx, c, n)
-	})
-	r.Jobs, r.Seconds = b.o.jobs, elapsed.Seconds()
-	r.Missing = int64(b.o.jobs - started)
-	lat := summarize(&hists[0])
-	r.Latency = &lat
+	hists, elapsed, started := l.submitAll(ctx, "submit")
+	r.requests(b.o.jobs, elapsed, started, &hists[0])
+	return nil
 }
 
 // drainWorkload: queue the jobs first (not timed), then time the workers
 // until every acknowledged job has run.
-func drainWorkload(ctx context.Context, b *bench, r *Result) {
+func drainWorkload(ctx context.Context, b *bench, r *Result) error {
 	l := newLedger(b, b.o.jobs)
-	_, _, started := b.forEach(ctx, "queue", b.o.jobs, 1, func(c *client.Client, n int) (int, error) {
-		return 0, l.submit(ctx, c, n)
-	})
+	_, _, started := l.submitAll(ctx, "queue")
 	r.Jobs = b.o.jobs
 	r.Missing = int64(b.o.jobs - started)
 	b.done.Store(0)
+	l.countRuns = true
 	stopProgress := b.showProgress("drain", int(l.acked.Load()))
 	defer stopProgress()
 	start := time.Now()
 	stop, err := b.startWorkers(ctx, l.run)
 	if err != nil {
-		b.errs.add(err)
-		return
+		return err
 	}
 	defer stop()
 	missing := l.await(ctx)
 	r.Seconds = time.Since(start).Seconds()
 	l.finish(r, missing)
+	return nil
 }
 
 // largeWorkload: background jobs with large payloads (--payload, 1 MiB by
 // default), submitted while the workers drain them; timed until every
 // acknowledged job has run. Latency is the submit's.
-func largeWorkload(ctx context.Context, b *bench, r *Result) {
+func largeWorkload(ctx context.Context, b *bench, r *Result) error {
 	l := newLedger(b, b.o.jobs)
 	start := time.Now()
 	stop, err := b.startWorkers(ctx, l.run)
 	if err != nil {
-		b.errs.add(err)
-		return
+		return err
 	}
 	defer stop()
-	hists, _, started := b.forEach(ctx, "submit", b.o.jobs, 1, func(c *client.Client, n int) (int, error) {
-		return 0, l.submit(ctx, c, n)
-	})
+	hists, _, started := l.submitAll(ctx, "submit")
 	missing := l.await(ctx)
-	r.Jobs, r.Seconds = b.o.jobs, time.Since(start).Seconds()
-	r.Missing = int64(b.o.jobs - started)
+	r.requests(b.o.jobs, time.Since(start), started, &hists[0])
 	l.finish(r, missing)
-	lat := summarize(&hists[0])
-	r.Latency = &lat
+	return nil
 }
 
 // roundTripWorkload: foreground jobs, each waited for, run by echo workers.
-func roundTripWorkload(ctx context.Context, b *bench, r *Result) {
+func roundTripWorkload(ctx context.Context, b *bench, r *Result) error {
 	stop, err := b.startWorkers(ctx, echo)
 	if err != nil {
-		b.errs.add(err)
-		return
+		return err
 	}
 	defer stop()
 	hists, elapsed, started := b.forEach(ctx, "call", b.o.jobs, 1, func(c *client.Client, _ int) (int, error) {
 		return 0, b.call(ctx, c, client.Normal)
 	})
-	r.Jobs, r.Seconds = b.o.jobs, elapsed.Seconds()
-	r.Missing = int64(b.o.jobs - started)
-	lat := summarize(&hists[0])
-	r.Latency = &lat
+	r.requests(b.o.jobs, elapsed, started, &hists[0])
+	return nil
 }
 
 // call runs one foreground echo job and checks its result.
@@ -415,38 +423,35 @@ func (b *bench) call(ctx context.Context, c *client.Client, pri client.Priority)
 // priority, with more in flight than workers so that a queue forms. It
 // reports latency per priority and counts an error when high-priority jobs
 // did not finish sooner on average than low-priority ones.
-func mixedWorkload(ctx context.Context, b *bench, r *Result) {
+func mixedWorkload(ctx context.Context, b *bench, r *Result) error {
 	stop, err := b.startWorkers(ctx, echo)
 	if err != nil {
-		b.errs.add(err)
-		return
+		return err
 	}
 	defer stop()
 	hists, elapsed, started := b.forEach(ctx, "call", b.o.jobs, len(priorities), func(c *client.Client, n int) (int, error) {
 		class := n % len(priorities)
 		return class, b.call(ctx, c, priorities[class])
 	})
-	r.Jobs, r.Seconds = b.o.jobs, elapsed.Seconds()
-	r.Missing = int64(b.o.jobs - started)
 	var all histogram
 	r.ByPriority = map[string]Latency{}
 	for i := range hists {
 		all.merge(&hists[i])
 		r.ByPriority[priorityNames[i]] = summarize(&hists[i])
 	}
-	lat := summarize(&all)
-	r.Latency = &lat
+	r.requests(b.o.jobs, elapsed, started, &all)
 	high, low := hists[0].mean(), hists[len(hists)-1].mean()
 	if b.o.conns*b.o.window >= 2*b.o.workers && high > low {
 		b.errs.add(fmt.Errorf("priority inversion: high-priority jobs took %v on average, low-priority %v", high, low))
 	}
+	return nil
 }
 
 // stormWorkload: rounds in which every one of conns×window goroutines
 // submits a foreground job with the same unique at once. The worker holds
 // the job until all of them have their JOB_CREATED, so a coalescing server
 // runs it once per round and every submitter must get that one result.
-func stormWorkload(ctx context.Context, b *bench, r *Result) {
+func stormWorkload(ctx context.Context, b *bench, r *Result) error {
 	group := b.o.conns * b.o.window
 	rounds := (b.o.jobs + group - 1) / group
 	type round struct {
@@ -473,8 +478,7 @@ func stormWorkload(ctx context.Context, b *bench, r *Result) {
 		return []byte(j.Unique), nil
 	})
 	if err != nil {
-		b.errs.add(err)
-		return
+		return err
 	}
 	defer stop()
 	// forEach hands out request numbers in order, so request n belongs to
@@ -495,12 +499,10 @@ func stormWorkload(ctx context.Context, b *bench, r *Result) {
 		}
 		return 0, err
 	})
-	r.Jobs, r.Seconds = rounds*group, elapsed.Seconds()
-	r.Missing = int64(rounds*group - started)
+	r.requests(rounds*group, elapsed, started, &hists[0])
 	r.Executions = executions.Load()
 	if r.Executions > int64(rounds) {
 		b.errs.add(fmt.Errorf("%d submitters of one unique per round were not coalesced: %d executions for %d rounds", group, r.Executions, rounds))
 	}
-	lat := summarize(&hists[0])
-	r.Latency = &lat
+	return nil
 }
