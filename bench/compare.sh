@@ -125,9 +125,9 @@ workloads_of() {
 	esac
 }
 
-set -o pipefail
 {
 	echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+	echo "# $(awk '/^MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(go version | cut -d' ' -f3-)"
 	echo "# C: $("$C_GEARMAND" --version 2>&1 | grep -m 1 .); ours: $(git rev-parse --short HEAD)"
 	echo "# jobs=$JOBS slow_jobs=$SLOW_JOBS large_jobs=$LARGE_JOBS conns=$CONNS window=$WINDOW workers=$WORKERS payload=$PAYLOAD rounds=$ROUNDS sweep=[$SWEEP_CONNS]"
 } | tee "$OUT/setup.txt" >&2
