@@ -218,12 +218,16 @@ func TestReportMediansAndRatios(t *testing.T) {
 		result("c", 1, 50, 10), result("go", 1, 75, 10),
 		result("c", 1, 50, 10), result("go", 1, 75, 10),
 	}
+	bolt := result("go", 4, 100, 1000)
+	bolt.Pair = "libsqlite3:bolt"
+	rs = append(rs, bolt)
 	var out bytes.Buffer
 	writeReport(&out, cells(rs))
 	for _, want := range []string{
 		"| builtin:builtin | submit | 1×16 | 64 B | 4/4 | 50 | 75 | 1.50 |",
 		"| builtin:builtin | submit | 4×16 | 64 B | 3/3 (1 failed) | 200 | 500 | 2.50 |",
 		"| builtin:builtin | submit | 4×16 | 1 ms | 0.15 ms | 2 ms | 0.3 ms | 4 ms | 0.6 ms |",
+		"| bolt | submit | 4×16 | 200 | 100 | 0.50 |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 )
 
 // readResults reads a JSON lines file written by `gearbench run --json`.
@@ -211,6 +212,8 @@ func writeReport(w io.Writer, cs []*cell) {
 		fmt.Fprintln(w)
 	}
 
+	writeAgainstMemory(w, cs)
+
 	var mixed []*cell
 	for _, c := range cs {
 		if c.Workload == "mixed" && main[[2]string{c.Pair, c.Workload}] == c.Conns {
@@ -232,6 +235,34 @@ func writeReport(w io.Writer, cs []*cell) {
 				fmtMS(median(c.C, of(p50))), fmtMS(median(c.Go, of(p50))),
 				fmtMS(median(c.C, of(p99))), fmtMS(median(c.Go, of(p99))))
 		}
+	}
+}
+
+// writeAgainstMemory compares each of our durable stores with C gearmand's
+// memory-only queue (the pair whose C queue is builtin), configuration by
+// configuration: the speed durability costs against C's fastest mode.
+func writeAgainstMemory(w io.Writer, cs []*cell) {
+	memory := map[cellKey]*cell{}
+	for _, c := range cs {
+		if strings.HasPrefix(c.Pair, "builtin:") {
+			memory[cellKey{"", c.Workload, c.Conns, c.Window, c.Workers, c.Size}] = c
+		}
+	}
+	header := false
+	for _, c := range cs {
+		m := memory[cellKey{"", c.Workload, c.Conns, c.Window, c.Workers, c.Size}]
+		if m == nil || m == c || len(c.Go) == 0 || len(m.C) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| our store | workload | conns×window | C builtin jobs/s | ours jobs/s | ours/C builtin |")
+			fmt.Fprintln(w, "|---|---|---|---:|---:|---:|")
+			header = true
+		}
+		cj, gj := median(m.C, jobsPerS), median(c.Go, jobsPerS)
+		store := c.Pair[strings.LastIndex(c.Pair, ":")+1:]
+		fmt.Fprintf(w, "| %s | %s | %d×%d | %.0f | %.0f | %s |\n", store, c.Workload, c.Conns, c.Window, cj, gj, ratio(gj, cj))
 	}
 }
 
