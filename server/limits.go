@@ -59,6 +59,10 @@ func (s *Server) admitConn(nc net.Conn) bool {
 // releaseConn gives back the slot of a connection that admitConn admitted.
 func (s *Server) releaseConn() { s.limits.conns.Add(-1) }
 
+// QueuedBytes returns the payload bytes of the jobs the server holds, the
+// figure MaxQueuedBytes bounds.
+func (s *Server) QueuedBytes() int64 { return s.queue.QueuedBytes() }
+
 // Panics returns how many panics serving a connection were recovered (each
 // closed only its own connection). It is never expected to be above zero:
 // tests and fuzz targets fail on it, operators may alert on it.

@@ -210,7 +210,8 @@ func TestWriteTimeoutClosesNonReader(t *testing.T) {
 }
 
 func TestMaxQueuedBytesRefusesSubmits(t *testing.T) {
-	addr := startServer(t, server.Config{MaxQueuedBytes: 10})
+	srv := server.New(server.Config{HandlePrefix: "H:test", MaxQueuedBytes: 10, Logger: discardLogger()})
+	addr := serveOn(t, srv)
 	p := dial(t, addr)
 	p.send(protocol.SubmitJobBG, "f", "a", "123456")
 	p.expect(protocol.JobCreated, "H:test:1")
@@ -218,6 +219,9 @@ func TestMaxQueuedBytesRefusesSubmits(t *testing.T) {
 	p.expect(protocol.Error, "QUEUE_ERROR", "Job queue is full")
 	p.send(protocol.SubmitJob, "f", "c", "1234") // fits exactly
 	p.expect(protocol.JobCreated, "H:test:2")
+	if got := srv.QueuedBytes(); got != 10 {
+		t.Fatalf("QueuedBytes() = %d, want 10", got)
+	}
 	// Coalescing brings no payload, so it is accepted at the limit.
 	p.send(protocol.SubmitJobBG, "f", "a", "anything")
 	p.expect(protocol.JobCreated, "H:test:1")
