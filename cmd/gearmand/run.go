@@ -267,7 +267,9 @@ func (p *process) wait(sigs <-chan os.Signal) int {
 				p.closeServer()
 				return 1
 			}
-			p.log.notice.Log(ctx, server.LevelNotice, "stopping: the server was shut down")
+			if stage == serving {
+				p.log.notice.Log(ctx, server.LevelNotice, "stopping: the server was shut down")
+			}
 			return p.closeServer()
 		case err := <-p.serveErr:
 			p.log.logger.Log(ctx, server.LevelFatal, "stopping: cannot accept connections", "err", err)
