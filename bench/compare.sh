@@ -159,7 +159,7 @@ if [ "$REPLAY" = 1 ]; then
 		[ "${pair##*:}" = builtin ] || stores="$stores ${pair##*:}"
 	done
 	echo
-	JOBS=$REPLAY_JOBS STORES="$stores" C_BUILTIN=1 bench/replay.sh | tee "$OUT/replay.md" || failures=$((failures + 1))
+	BIN_DIR=$work JOBS=$REPLAY_JOBS STORES="$stores" C_BUILTIN=1 bench/replay.sh | tee "$OUT/replay.md" || failures=$((failures + 1))
 fi
 
 echo "compare.sh: $runs runs, $failures failed; results in $OUT" >&2

@@ -30,8 +30,12 @@ ns="replay_$$"
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait; bench_stop_services; rm -rf "$work"' EXIT
-go build -o "$work/gearmand" ./cmd/gearmand
-go build -o "$work/gearbench" ./cmd/gearbench
+# BIN_DIR: where compare.sh already built gearmand and gearbench.
+bin_dir=${BIN_DIR:-$work}
+if [ -z "${BIN_DIR:-}" ]; then
+	go build -o "$work/gearmand" ./cmd/gearmand
+	go build -o "$work/gearbench" ./cmd/gearbench
+fi
 case " $STORES " in *" postgres "*) bench_need_postgres ;; esac
 case " $STORES " in *" redis "*) bench_need_redis ;; esac
 
@@ -64,7 +68,7 @@ echo "|---|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
 	side=${row%%/*} st=${row##*/}
 	port=$(free_port)
-	bin=$work/gearmand
+	bin=$bin_dir/gearmand
 	[ "$side" = c ] && bin=$C_GEARMAND
 	case $st in
 	builtin) args=(-q builtin) ;;
@@ -78,7 +82,7 @@ for row in "${rows[@]}"; do
 	wait_port "$port" "$pid"
 	base=$(rss_kib "$pid")
 	start_at=$(now)
-	"$work/gearbench" --addr "127.0.0.1:$port" --workload submit --jobs "$JOBS" \
+	"$bin_dir/gearbench" --addr "127.0.0.1:$port" --workload submit --jobs "$JOBS" \
 		--conns "$CONNS" --window "$WINDOW" --payload "$PAYLOAD" --progress 10s | sed "s|^|$row |" >&2
 	submitted=$(since "$start_at")
 	replayed=–
