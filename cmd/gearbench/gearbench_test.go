@@ -26,6 +26,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // until the test ends and returns its address.
 func startServer(t *testing.T) string {
 	t.Helper()
+	addr, _ := startClosableServer(t)
+	return addr
+}
+
+// startClosableServer is startServer that also returns the server, for
+// tests that stop it early.
+func startClosableServer(t *testing.T) (string, *server.Server) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +47,7 @@ func startServer(t *testing.T) string {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return l.Addr().String()
+	return l.Addr().String(), s
 }
 
 // runBench runs `gearbench run` with args plus --addr and --json, and
@@ -146,6 +154,33 @@ func TestMissingJobsFailTheRun(t *testing.T) {
 	}
 	if r.Missing == 0 || r.Missing != dropped.Load() {
 		t.Errorf("missing %d, want the %d jobs the other worker took", r.Missing, dropped.Load())
+	}
+}
+
+// TestServerGoneFailsTheRun: the server stops while gearbench runs; it
+// must end with exit 1, not hang.
+func TestServerGoneFailsTheRun(t *testing.T) {
+	addr, srv := startClosableServer(t)
+	fn := "closer-" + strconv.Itoa(os.Getpid())
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := client.NewWorker(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Register(fn, func(context.Context, *client.Job) ([]byte, error) {
+		go srv.Close()
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	worked := make(chan struct{})
+	go func() { defer close(worked); w.Work(ctx) }()
+	t.Cleanup(func() { cancel(); <-worked; w.Close() })
+
+	code, r := runBench(t, addr, "--workload", "drain", "--function", fn, "--jobs", "1000",
+		"--conns", "1", "--window", "1", "--stall", "200ms")
+	if code != 1 || r.Errors+r.Missing == 0 {
+		t.Errorf("exit %d with %d errors and %d missing, want exit 1 and some of either", code, r.Errors, r.Missing)
 	}
 }
 
