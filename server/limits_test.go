@@ -235,3 +235,60 @@ func TestMaxQueuedBytesRefusesSubmits(t *testing.T) {
 	p.send(protocol.SubmitJobBG, "f", "d", "12345")
 	p.expect(protocol.JobCreated, "H:test:3")
 }
+
+// panickyListener hands out connections whose Read panics once the peer
+// sends "panic!", so that a test can reach the recovery in a connection's
+// goroutine without a bug to trigger it.
+type panickyListener struct{ net.Listener }
+
+func (l panickyListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return panickyConn{nc}, nil
+}
+
+type panickyConn struct{ net.Conn }
+
+func (c panickyConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if strings.Contains(string(b[:n]), "panic!") {
+		panic("the peer asked for it")
+	}
+	return n, err
+}
+
+func TestPanicClosesOnlyItsConnectionAndIsCounted(t *testing.T) {
+	logs := &logRecorder{}
+	srv := server.New(server.Config{HandlePrefix: "H:test", JobRetries: -1, Logger: slog.New(logs)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, srv, panickyListener{l})
+	addr := l.Addr().String()
+	client, worker := dial(t, addr), dial(t, addr)
+	worker.send(protocol.CanDo, "f")
+	client.send(protocol.SubmitJob, "f", "", "x")
+	client.expect(protocol.JobCreated, "H:test:1")
+
+	p := dial(t, addr)
+	p.send(protocol.CanDo, "f")
+	p.send(protocol.GrabJob)
+	p.expect(protocol.JobAssign, "H:test:1", "f", "x")
+	p.line("panic!")
+	p.expectClosed()
+	if got := srv.Panics(); got != 1 {
+		t.Fatalf("Panics() = %d, want 1", got)
+	}
+	rec := logs.find("panic serving connection")
+	if len(rec) != 1 || !strings.Contains(rec[0]["stack"], "panickyConn.Read") {
+		t.Fatalf("panic logged as %v", rec)
+	}
+	// The job the panicking connection held went back to the queue.
+	worker.send(protocol.GrabJob)
+	worker.expect(protocol.JobAssign, "H:test:1", "f", "x")
+	worker.send(protocol.WorkComplete, "H:test:1", "done")
+	client.expect(protocol.WorkComplete, "H:test:1", "done")
+}
