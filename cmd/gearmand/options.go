@@ -99,6 +99,8 @@ type options struct {
 	adminAllow []netip.Prefix
 	// http is the HTTP protocol's settings (-r http), nil when it is off.
 	http *httpOptions
+	// web is the --web-listen address, "" when the dashboard is off.
+	web string
 	// limits are the resource limits (limits.go).
 	limits limitFlags
 
@@ -159,6 +161,7 @@ type flagValues struct {
 	maxPacketSize     int
 	security          securityFlags // --ssl*, --admin-allow
 	http              httpFlags     // -r http, --http-port
+	web               webFlags      // --web-listen
 	limits            limitFlags    // --max-connections, --packet-timeout, ...
 	logFormat         string
 	shutdownTimeout   time.Duration
@@ -223,6 +226,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	addQueueTypeFlags(fs)
 	addSecurityFlags(fs, &v.security)
 	addHTTPFlags(fs, &v.http)
+	addWebFlags(fs, &v.web)
 	addLimitFlags(fs, &v.limits)
 
 	fs.MarkHidden("v")
@@ -455,6 +459,9 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 	}
 	o.limits = v.limits
 	if o.http, err = v.http.options(fs); err != nil {
+		return nil, err
+	}
+	if o.web, err = v.web.address(o.port, o.http); err != nil {
 		return nil, err
 	}
 	return o, nil

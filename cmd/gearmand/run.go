@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -82,6 +83,7 @@ type process struct {
 	pidFile  string          // the pid file this process wrote, "" if none
 	serveErr chan error      // a listener that failed for good
 	tls      *tlsconf.Loader // nil without --ssl
+	web      *http.Server    // the dashboard (--web-listen); nil when off
 	// shutdownTimeout is --shutdown-timeout, for the log.
 	shutdownTimeout time.Duration
 }
@@ -160,6 +162,16 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 			}
 		}
 	}()
+	wl, err := listenWeb(o.web)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && wl != nil {
+			p.stopWeb()
+			wl.Close()
+		}
+	}()
 
 	if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		if o.pidFileRequired {
@@ -184,6 +196,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		}
 		p.store = st
 		cfg.Store = st
+		cfg.StoreName = o.queueType
 		p.logStoreWarnings(context.Background())
 	}
 	defer func() {
@@ -192,6 +205,8 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		}
 	}()
 	p.srv = server.New(cfg)
+	// The dashboard starts before the replay, which it shows in progress.
+	p.serveWeb(wl)
 	if _, err := p.srv.Replay(context.Background()); err != nil {
 		p.srv.Close()
 		return nil, err
@@ -323,6 +338,7 @@ func (p *process) logStoreWarnings(ctx context.Context) {
 
 // stop removes the pid file and closes the log.
 func (p *process) stop() {
+	p.stopWeb()
 	if p.store != nil {
 		if err := p.store.Close(); err != nil {
 			p.log.logger.Error("closing the store", "err", err)
