@@ -149,3 +149,28 @@ func TestCountersCountOutcomes(t *testing.T) {
 		t.Errorf("Counters() = %+v, want %+v", got, want)
 	}
 }
+
+// BenchmarkJobsPage lists one page of 100 from a queue of 100,000 jobs, at
+// the start and at the end: the cost is the page plus a scan of the slots
+// before it, never a copy of the queue.
+func BenchmarkJobsPage(b *testing.B) {
+	const jobs = 100_000
+	q := New(Config{HandlePrefix: "H:b"})
+	client := q.Connect(nopPeer{}, SessionInfo{})
+	for i := range jobs {
+		sub := Submission{Function: []byte("f" + strconv.Itoa(i%10)), Data: []byte("x"), Background: true}
+		if err := q.Submit(client, sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, offset := range []int{0, jobs - 100} {
+		b.Run("offset="+strconv.Itoa(offset), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if page := q.JobsPage(offset, 100); len(page.Jobs) != 100 {
+					b.Fatalf("page of %d jobs, want 100", len(page.Jobs))
+				}
+			}
+		})
+	}
+}
