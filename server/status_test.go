@@ -103,3 +103,47 @@ func TestReplayStatusReportsFailure(t *testing.T) {
 		t.Errorf("ReplayStatus() = %+v, want failed with the reason", r)
 	}
 }
+
+// pausingStore stops its Replay after the first record until resume is
+// closed, telling paused when it gets there.
+type pausingStore struct {
+	store.Store
+	paused, resume chan struct{}
+}
+
+func (p *pausingStore) Replay(ctx context.Context, fn func(store.Record) error) error {
+	n := 0
+	return p.Store.Replay(ctx, func(r store.Record) error {
+		if n++; n == 2 {
+			close(p.paused)
+			<-p.resume
+		}
+		return fn(r)
+	})
+}
+
+func TestReplayStatusWhileRunning(t *testing.T) {
+	mem := memstore.New()
+	if err := mem.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1), storetest.Sample(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	st := &pausingStore{Store: mem, paused: make(chan struct{}), resume: make(chan struct{})}
+	srv := server.New(server.Config{Store: st, Logger: discardLogger()})
+	defer srv.Close()
+	replayed := make(chan error, 1)
+	go func() {
+		_, err := srv.Replay(context.Background())
+		replayed <- err
+	}()
+	<-st.paused
+	if r := srv.ReplayStatus(); r.State != server.ReplayRunning || r.Loaded != 1 || r.Duration <= 0 {
+		t.Errorf("during the replay: %+v, want running with 1 loaded and a duration so far", r)
+	}
+	close(st.resume)
+	if err := <-replayed; err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.ReplayStatus(); r.State != server.ReplayDone || r.Loaded != 2 {
+		t.Errorf("after the replay: %+v, want done with 2 loaded", r)
+	}
+}
