@@ -224,7 +224,7 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 	p.serveHTTP(hls)
 	lg.notice.Log(context.Background(), server.LevelNotice, "gearmand started",
 		"version", server.Version, "listen", strings.Join(addrs, ","), "pid", os.Getpid(),
-		"queue", o.queueType, "store", storeWhere(o), "store_mode", o.storeMode, "verbose", server.LevelName(o.level))
+		"queue", o.queueType, "store", storeWhere(o), "store_mode", o.storeMode.String(), "verbose", server.LevelName(o.level))
 	return p, nil
 }
 
