@@ -16,7 +16,7 @@
 # report`: medians, ratios ours/C, latency percentiles), replay.md, and the
 # PNG plots of `gearbench plot`. The tables are printed too.
 #
-#   bench/compare.sh                          # the full matrix, ~15-20 min on 2 cores
+#   bench/compare.sh                          # the full matrix, ~10 min on 2 cores
 #   QUICK=1 bench/compare.sh                  # small counts, one round: ~3 min
 #   PAIRS="libsqlite3:bolt" ROUNDS=5 OUT=/tmp/bolt bench/compare.sh
 #   REPLAY=0 SWEEP_CONNS= bench/compare.sh    # no replay, no sweep
