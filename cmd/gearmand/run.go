@@ -222,9 +222,13 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 		}(l)
 	}
 	p.serveHTTP(hls)
+	mode := o.storeMode.String()
+	if o.queueType == "builtin" {
+		mode = "none" // nothing is written anywhere
+	}
 	lg.notice.Log(context.Background(), server.LevelNotice, "gearmand started",
 		"version", server.Version, "listen", strings.Join(addrs, ","), "pid", os.Getpid(),
-		"queue", o.queueType, "store", storeWhere(o), "store_mode", o.storeMode.String(), "verbose", server.LevelName(o.level))
+		"queue", o.queueType, "store", storeWhere(o), "store_mode", mode, "verbose", server.LevelName(o.level))
 	return p, nil
 }
 
