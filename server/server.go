@@ -271,11 +271,19 @@ func (s *Server) runTimers() {
 	}
 }
 
+// replayCheckEvery is how many records Replay loads between looks at its
+// context, for drivers whose iteration does not watch it.
+const replayCheckEvery = 4096
+
 // Replay loads every job the Store holds into the queue, in sequence
 // order, keeping handles, uniques, priorities, times, reducers and attempt
 // counts. Call it once, before Serve. Progress is logged every 100,000
 // jobs; records the driver cannot decode are logged and skipped (the driver
 // keeps them). It returns the number of jobs loaded.
+//
+// When ctx ends Replay stops within a few thousand records and returns
+// ctx's error; the store is only read, so every job stays stored for the
+// next start, but the server must not serve the half-loaded queue.
 func (s *Server) Replay(ctx context.Context) (_ int, err error) {
 	s.monitor.replayStarted()
 	defer func() { s.monitor.replayEnded(err) }()
@@ -293,6 +301,11 @@ func (s *Server) Replay(ctx context.Context) (_ int, err error) {
 	// to free: collect less often until it is done.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	err = s.cfg.Store.Replay(ctx, func(r store.Record) error {
+		if n%replayCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		s.queue.Restore(r)
 		s.monitor.replayed.Add(1)
 		n++

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,5 +171,52 @@ func TestStoreFailureIsAQueueError(t *testing.T) {
 	})
 	if strings.Join(uniques, ",") != "before,during" {
 		t.Fatalf("stored %q, want before and during", uniques)
+	}
+}
+
+// deafReplay is a Store whose Replay ignores its context, like a driver
+// that never looks at it, and calls onRecord before each record.
+type deafReplay struct {
+	store.Store
+	onRecord func(n int)
+}
+
+func (d deafReplay) Replay(_ context.Context, fn func(store.Record) error) error {
+	n := 0
+	return d.Store.Replay(context.Background(), func(r store.Record) error {
+		n++
+		d.onRecord(n)
+		return fn(r)
+	})
+}
+
+func TestReplayStopsWhenItsContextEnds(t *testing.T) {
+	const stored = 20_000
+	mem := memstore.New()
+	var adds []store.Record
+	for seq := uint64(1); seq <= stored; seq++ {
+		adds = append(adds, storetest.Sample(seq))
+	}
+	if err := mem.Apply(context.Background(), store.Batch{Adds: adds}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := deafReplay{Store: mem, onRecord: func(n int) {
+		if n == 5000 {
+			cancel() // a SIGTERM during the replay
+		}
+	}}
+	srv := server.New(server.Config{Store: st, Logger: discardLogger()})
+	defer srv.Close()
+	n, err := srv.Replay(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Replay = %d, %v; want context.Canceled", n, err)
+	}
+	if n >= stored {
+		t.Errorf("Replay loaded all %d jobs after its context ended", n)
+	}
+	if mem.Len() != stored {
+		t.Errorf("the store holds %d records after a stopped replay, want %d", mem.Len(), stored)
 	}
 }

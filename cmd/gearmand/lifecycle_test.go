@@ -16,6 +16,8 @@ import (
 
 	"gearmand/client"
 	"gearmand/server"
+	"gearmand/store"
+	"gearmand/store/storetest"
 )
 
 // These tests run the real binary through its stops: the graceful one on
@@ -349,4 +351,68 @@ func TestLifecycle(t *testing.T) {
 			}
 		}
 	})
+
+	// A SIGTERM during a long replay ends it at once, with status 0, and
+	// every stored job is still stored.
+	t.Run("sigterm during the replay", func(t *testing.T) {
+		const stored = 600_000
+		l := newLifecycle(t)
+		path := filepath.Join(l.dir, "gearmand.db")
+		fillBolt(t, path, stored)
+		log := filepath.Join(l.dir, "log")
+		cmd := gearmandCmd(t, l.bin, "-p", "0", "-L", "127.0.0.1", "-l", log, "--bolt-file", path)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in := &instance{cmd: cmd, log: log, done: make(chan error, 1)}
+		go func() { in.done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-in.done })
+		in.logHas(t, "replaying stored jobs") // the first 100,000 are in
+		in.signal(t, syscall.SIGTERM)
+		if status := in.waitStatus(t); status != 0 {
+			t.Fatalf("exit status %d, want 0; log:\n%s", status, readFile(t, log))
+		}
+		text := readFile(t, log)
+		if !strings.Contains(text, "stopped by a signal during the replay") || strings.Contains(text, "gearmand started") {
+			t.Errorf("the log does not show a replay stopped before serving:\n%s", text)
+		}
+		if n := countBolt(t, path); n != stored {
+			t.Errorf("%d jobs stored after the stopped replay, want %d", n, stored)
+		}
+	})
+}
+
+// fillBolt stores n sample jobs in a new bolt file at path.
+func fillBolt(t *testing.T, path string, n int) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "bolt", store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const batch = 50_000
+	for first := 1; first <= n; first += batch {
+		var b store.Batch
+		for seq := first; seq < first+batch && seq <= n; seq++ {
+			b.Adds = append(b.Adds, storetest.Sample(uint64(seq)))
+		}
+		if err := st.Apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// countBolt counts the jobs stored in the bolt file at path.
+func countBolt(t *testing.T, path string) int {
+	t.Helper()
+	st, err := store.Open(context.Background(), "bolt", store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := 0
+	if err := st.Replay(context.Background(), func(store.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -65,7 +65,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGHUP)
 	signal.Ignore(syscall.SIGPIPE)
 
-	p, err := start(o, stderr)
+	// A SIGTERM or SIGINT during a long replay ends it (the store is only
+	// read, so nothing is lost) instead of waiting for it to finish.
+	replayCtx, stopReplay := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	p, err := start(o, stderr, replayCtx)
+	stopReplay()
+	if errors.Is(err, errStoppedInReplay) {
+		ready.fail(err)
+		return 0
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -88,10 +96,14 @@ type process struct {
 	shutdownTimeout time.Duration
 }
 
+// errStoppedInReplay is start's error when a signal ended the replay.
+var errStoppedInReplay = errors.New("stopped by a signal during the replay of stored jobs")
+
 // start does everything between parsing and serving, in gearmand's order:
 // open the log, raise the file limit, bind, write the pid file, drop root,
-// then serve. On error everything done so far is undone.
-func start(o *options, stderr io.Writer) (_ *process, err error) {
+// then serve. On error everything done so far is undone. When replayCtx
+// ends during the replay, start returns errStoppedInReplay.
+func start(o *options, stderr io.Writer, replayCtx context.Context) (_ *process, err error) {
 	lg, err := newLogging(o, stderr)
 	if err != nil {
 		return nil, err
@@ -99,7 +111,11 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 	p := &process{log: lg, shutdownTimeout: o.shutdownTimeout}
 	defer func() {
 		if err != nil {
-			lg.fatal(err)
+			if errors.Is(err, errStoppedInReplay) {
+				lg.notice.Log(context.Background(), server.LevelNotice, "stopped by a signal during the replay; every stored job stays stored")
+			} else {
+				lg.fatal(err)
+			}
 			p.removePidFile()
 			lg.close()
 		}
@@ -207,8 +223,11 @@ func start(o *options, stderr io.Writer) (_ *process, err error) {
 	p.srv = server.New(cfg)
 	// The dashboard starts before the replay, which it shows in progress.
 	p.serveWeb(wl)
-	if _, err := p.srv.Replay(context.Background()); err != nil {
+	if _, err := p.srv.Replay(replayCtx); err != nil {
 		p.srv.Close()
+		if replayCtx.Err() != nil {
+			return nil, errStoppedInReplay
+		}
 		return nil, err
 	}
 	p.serveErr = make(chan error, len(ls)+len(hls))
