@@ -19,8 +19,8 @@ import (
 
 	"gearmand/client"
 	"gearmand/server"
-	"gearmand/store"
 	"gearmand/store/bolt"
+	"gearmand/store/storetest"
 )
 
 // profile is the size of one soak run.
@@ -330,11 +330,7 @@ func storedJobs(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	n := 0
-	if err := st.Replay(context.Background(), func(store.Record) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return storetest.Count(t, st)
 }
 
 // memorySampler records the peak of the heap and stacks in use.

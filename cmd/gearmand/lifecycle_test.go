@@ -410,9 +410,5 @@ func countBolt(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	n := 0
-	if err := st.Replay(context.Background(), func(store.Record) error { n++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return storetest.Count(t, st)
 }

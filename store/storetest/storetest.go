@@ -812,3 +812,13 @@ func pattern(n int) []byte {
 	}
 	return b
 }
+
+// Count returns how many records st would replay, failing t on an error.
+func Count(t testing.TB, st store.Store) int {
+	t.Helper()
+	n := 0
+	if err := st.Replay(context.Background(), func(store.Record) error { n++; return nil }); err != nil {
+		t.Fatalf("replaying to count the stored records: %v", err)
+	}
+	return n
+}
