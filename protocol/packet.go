@@ -274,6 +274,23 @@ func AppendPacketStrings(dst []byte, m Magic, t Type, args ...string) []byte {
 	return dst
 }
 
+// AppendPacketHead appends the start of a packet whose arguments are args
+// followed by a last one of dataLen bytes that the caller sends after it:
+// the header (declaring the whole payload), args, and the NUL after each.
+// Appending the data to the result gives what AppendPacketStrings would.
+func AppendPacketHead(dst []byte, m Magic, t Type, dataLen int, args ...string) []byte {
+	n := dataLen + len(args)
+	for _, a := range args {
+		n += len(a)
+	}
+	dst = AppendHeader(dst, m, t, n)
+	for _, a := range args {
+		dst = append(dst, a...)
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
 // AppendHeader appends a 12-byte header declaring a payload of n bytes.
 func AppendHeader(dst []byte, m Magic, t Type, n int) []byte {
 	mb := m.bytes()

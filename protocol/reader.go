@@ -17,11 +17,12 @@ const (
 	// like gearmand's 8 KiB receive buffer.
 	DefaultMaxLineSize = 8192
 	// readBufferSize is the read buffer a Reader starts with and shrinks back
-	// to after holding a large packet.
+	// to after holding a long text line. A binary packet larger than it is
+	// read into a buffer of its own (see Message.Owned).
 	readBufferSize = 32 << 10
 	// maxRetainedBufferSize is the largest grown buffer a Reader keeps while
-	// messages that need it keep coming; a larger one is dropped as soon as
-	// the bytes still buffered fit the default buffer.
+	// long lines keep coming; a larger one is dropped as soon as the bytes
+	// still buffered fit the default buffer.
 	maxRetainedBufferSize = 256 << 10
 	// maxEmptyReads is how many reads in a row may return neither bytes nor
 	// an error before the Reader gives up with io.ErrNoProgress.
@@ -34,7 +35,11 @@ const (
 // one connection.
 //
 // All slices alias the Reader's buffer and stay valid only until the next
-// call to Next; copy what must outlive it.
+// call to Next; copy what must outlive it. The exception is a packet larger
+// than the read buffer: it is read into a buffer allocated for it alone,
+// Owned is set, and its slices stay valid and unchanged for as long as the
+// caller keeps them, so a large payload can be kept or sent on without a
+// copy.
 type Message struct {
 	// Text is set for an admin line; Line then holds it without its "\n" and
 	// without one "\r" before that.
@@ -47,6 +52,9 @@ type Message struct {
 	// Payload is the whole payload of a binary packet. It is nil for a
 	// packet rejected before its payload was read (see Reader.Current).
 	Payload []byte
+	// Owned is set when Payload (and so Args) lies in a buffer the Reader
+	// allocated for this packet alone and never touches again.
+	Owned bool
 }
 
 // FrameError is a protocol error found while framing. When Fatal is false
@@ -236,13 +244,23 @@ func (r *Reader) nextPacket() (*Message, error) {
 		return nil, &FrameError{Code: "ARGUMENT_TOO_LARGE", Text: "Packet of " + strconv.FormatUint(uint64(size), 10) + " bytes exceeds the maximum packet size of " + strconv.Itoa(r.maxPacket())}
 	}
 	total := HeaderSize + int(size)
-	if err := r.fill(total); err != nil {
-		return nil, r.unexpected(err)
+	var payload []byte
+	owned := total > readBufferSize
+	if owned {
+		p, err := r.readOwned(total)
+		if err != nil {
+			return nil, r.unexpected(err)
+		}
+		payload = p[HeaderSize:]
+	} else {
+		if err := r.fill(total); err != nil {
+			return nil, r.unexpected(err)
+		}
+		payload = r.buf[r.start+HeaderSize : r.start+total : r.start+total]
+		r.start += total
 	}
-	payload := r.buf[r.start+HeaderSize : r.start+total : r.start+total]
-	r.start += total
-	r.lastLarge = total > readBufferSize/2
-	r.msg = Message{Packet: Packet{Magic: m, Type: t}, Payload: payload}
+	r.lastLarge = false
+	r.msg = Message{Packet: Packet{Magic: m, Type: t}, Payload: payload, Owned: owned}
 	args, ok := Split(t, payload, r.args)
 	r.args = args
 	if !ok {
@@ -250,6 +268,22 @@ func (r *Reader) nextPacket() (*Message, error) {
 	}
 	r.msg.Args = args
 	return &r.msg, nil
+}
+
+// readOwned consumes the next n bytes, a whole packet, into a new buffer
+// of exactly n bytes: what is buffered first, then straight from the
+// underlying reader, never past the packet's end.
+func (r *Reader) readOwned(n int) ([]byte, error) {
+	p := make([]byte, n)
+	got := copy(p, r.buf[r.start:r.end])
+	r.start += got
+	for empty := 0; got < n; {
+		if r.err != nil {
+			return nil, r.err
+		}
+		got += r.read(p[got:], &empty)
+	}
+	return p, nil
 }
 
 // reject consumes the header of a packet that will not be decoded and
@@ -303,23 +337,30 @@ func (r *Reader) fill(n int) error {
 		if r.err != nil {
 			return r.err
 		}
-		if r.BeforeRead != nil {
-			r.BeforeRead()
-		}
-		m, err := r.r.Read(r.buf[r.end:])
-		r.end += m
-		switch {
-		case err != nil:
-			r.err = err
-		case m > 0:
-			empty = 0
-		case empty+1 >= maxEmptyReads:
-			r.err = io.ErrNoProgress
-		default:
-			empty++
-		}
+		r.end += r.read(r.buf[r.end:], &empty)
 	}
 	return nil
+}
+
+// read calls BeforeRead, then reads once into p and returns the byte count.
+// An error becomes the sticky r.err, as does io.ErrNoProgress once *empty
+// (the reads in a row that returned nothing) reaches maxEmptyReads.
+func (r *Reader) read(p []byte, empty *int) int {
+	if r.BeforeRead != nil {
+		r.BeforeRead()
+	}
+	m, err := r.r.Read(p)
+	switch {
+	case err != nil:
+		r.err = err
+	case m > 0:
+		*empty = 0
+	case *empty+1 >= maxEmptyReads:
+		r.err = io.ErrNoProgress
+	default:
+		*empty++
+	}
+	return m
 }
 
 // unexpected maps a read error inside a message: io.EOF becomes

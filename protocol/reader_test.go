@@ -583,12 +583,13 @@ func TestReaderDefaultLimits(t *testing.T) {
 	}
 }
 
-// A stream of packets larger than the initial read buffer decodes without
-// allocating once the buffer has grown, whether reads are large (several
-// packets each) or end at every packet boundary, as when a client sends one
-// request at a time.
-func TestReaderSteadyStateDoesNotAllocate(t *testing.T) {
-	for _, size := range []int{0, 100, 40 << 10, 100 << 10} {
+// A stream of packets that fit the read buffer decodes without allocating,
+// and one of larger packets with one allocation each (the packet's own
+// buffer, see Message.Owned), whether reads are large (several packets
+// each) or end at every packet boundary, as when a client sends one request
+// at a time.
+func TestReaderSteadyStateAllocations(t *testing.T) {
+	for _, size := range []int{0, 100, 20 << 10, 40 << 10, 100 << 10} {
 		for _, onePerRead := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d/onePerRead=%v", size, onePerRead), func(t *testing.T) {
 				pkt := packet(protocol.Req, protocol.SubmitJobBG, "fn", "uniq", strings.Repeat("d", size))
@@ -599,14 +600,19 @@ func TestReaderSteadyStateDoesNotAllocate(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				owned := len(pkt) > 32<<10
 				allocs := testing.AllocsPerRun(100, func() {
 					m, err := r.Next()
-					if err != nil || m.Type != protocol.SubmitJobBG || len(m.Arg(2)) != size {
-						t.Fatalf("Next = %+v, %v", m, err)
+					if err != nil || m.Type != protocol.SubmitJobBG || len(m.Arg(2)) != size || m.Owned != owned {
+						t.Fatalf("Next = %+v, %v; want Owned=%v", m, err, owned)
 					}
 				})
-				if allocs != 0 {
-					t.Errorf("%v allocations per packet of %d bytes, want 0", allocs, len(pkt))
+				want := 0.0
+				if owned {
+					want = 1
+				}
+				if allocs != want {
+					t.Errorf("%v allocations per packet of %d bytes, want %v", allocs, len(pkt), want)
 				}
 			})
 		}

@@ -10,7 +10,8 @@ import (
 // nopPeer drops every packet: the benchmarks measure the queue, not I/O.
 type nopPeer struct{}
 
-func (nopPeer) Send([]byte) {}
+func (nopPeer) Send([]byte)            {}
+func (nopPeer) SendShared(_, _ []byte) {}
 
 // handleOf appends the handle of job number n of a queue with prefix "H:b"
 // (handles are numbered from 1 and nothing else creates jobs).
@@ -49,7 +50,7 @@ func BenchmarkSubmitGrabComplete(b *testing.B) {
 				n++
 				args[0] = handleOf(args[0], n)
 				payload = append(append(append(payload[:0], args[0]...), 0), args[1]...)
-				if err := q.Work(worker, protocol.WorkComplete, args, payload); err != nil {
+				if err := q.Work(worker, protocol.WorkComplete, args, payload, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -83,11 +84,11 @@ func BenchmarkForegroundRoundTrip(b *testing.B) {
 		handle = handleOf(handle, n)
 		status[0], done[0] = handle, handle
 		payload = append(append(payload[:0], handle...), "\x001\x002"...)
-		if err := q.Work(worker, protocol.WorkStatus, status, payload); err != nil {
+		if err := q.Work(worker, protocol.WorkStatus, status, payload, false); err != nil {
 			b.Fatal(err)
 		}
 		payload = append(append(append(payload[:0], handle...), 0), done[1]...)
-		if err := q.Work(worker, protocol.WorkComplete, done, payload); err != nil {
+		if err := q.Work(worker, protocol.WorkComplete, done, payload, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -34,9 +35,17 @@ type packet struct {
 
 // recordingPeer decodes every frame the queue sends into a packet.
 type recordingPeer struct {
-	t    testing.TB
-	name string
-	got  []packet
+	t      testing.TB
+	name   string
+	got    []packet
+	shared int // packets that came through SendShared
+}
+
+// SendShared records head and data as one packet.
+func (p *recordingPeer) SendShared(head, data []byte) {
+	p.t.Helper()
+	p.shared++
+	p.Send(append(bytes.Clone(head), data...))
 }
 
 func (p *recordingPeer) Send(frame []byte) {
@@ -202,7 +211,7 @@ func (h *harness) work(w *conn, t protocol.Type, args ...string) error {
 	if !ok {
 		h.t.Fatalf("%s: %s payload %q does not split", w.name, t, payload)
 	}
-	return h.q.Work(w.s, t, split, payload)
+	return h.q.Work(w.s, t, split, payload, true) // payload is never modified
 }
 
 // mustWork sends a worker packet and requires it to be accepted.

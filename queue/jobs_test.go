@@ -395,7 +395,7 @@ func TestWorkResultsOnlyFromAssignedSession(t *testing.T) {
 			if st := h.q.Status([]byte("H:t:1")); st != (JobStatus{Known: true, Running: true, Clients: 1}) {
 				t.Fatalf("status changed by rejected results: %+v", st)
 			}
-			if err := h.q.Work(w.s, protocol.GrabJob, [][]byte{[]byte("H:t:1")}, nil); err == nil || errors.Is(err, ErrJobNotFound) {
+			if err := h.q.Work(w.s, protocol.GrabJob, [][]byte{[]byte("H:t:1")}, nil, false); err == nil || errors.Is(err, ErrJobNotFound) {
 				t.Fatalf("GRAB_JOB as a work result: %v, want an error other than ErrJobNotFound", err)
 			}
 			h.complete(w, "H:t:1", "r")

@@ -35,7 +35,7 @@ func recordLocked(j *Job) store.Record {
 		Handle:   j.handle,
 		Function: j.function.name,
 		Unique:   j.unique,
-		Data:     []byte(j.data),
+		Data:     bytesOf(j.data), // stores only read it
 		Priority: store.Priority(j.priority),
 		RunAt:    j.runAt,
 		Reducer:  j.reducer,
@@ -142,18 +142,37 @@ func (q *Queue) Restore(r store.Record) {
 // outEntry is one packet in a session's outbox: a frame to send, or a place
 // held for the JOB_CREATED (or ERROR) of a job not yet durable.
 type outEntry struct {
-	frame []byte
-	job   *Job // set while the entry waits for this job's Durable
+	frame  []byte
+	shared []byte // sent after frame by reference (Peer.SendShared)
+	job    *Job   // set while the entry waits for this job's Durable
+}
+
+// send passes e to peer.
+func (e *outEntry) send(peer Peer) {
+	if e.shared != nil {
+		peer.SendShared(e.frame, e.shared)
+	} else {
+		peer.Send(e.frame)
+	}
 }
 
 // deliverLocked sends frame to s now, or after the replies s is still
 // owed, keeping the order in which they were produced.
 func (q *Queue) deliverLocked(s *Session, frame []byte) {
+	q.deliverSharedLocked(s, frame, nil)
+}
+
+// deliverSharedLocked is deliverLocked for a packet made of head and then
+// shared, which nobody modifies (see Peer.SendShared); a nil shared sends
+// head alone.
+func (q *Queue) deliverSharedLocked(s *Session, head, shared []byte) {
+	e := outEntry{frame: head, shared: shared}
 	if len(s.outbox) == 0 {
-		s.peer.Send(frame)
+		e.send(s.peer)
 		return
 	}
-	s.outbox = append(s.outbox, outEntry{frame: bytes.Clone(frame)})
+	e.frame = bytes.Clone(head)
+	s.outbox = append(s.outbox, e)
 }
 
 // holdLocked keeps a place in s's outbox for j's acknowledgement.
@@ -186,7 +205,7 @@ func (q *Queue) resolveLocked(s *Session, j *Job, frame []byte) {
 	}
 	n := 0
 	for n < len(s.outbox) && s.outbox[n].job == nil {
-		s.peer.Send(s.outbox[n].frame)
+		s.outbox[n].send(s.peer)
 		n++
 	}
 	if n == len(s.outbox) {

@@ -157,6 +157,10 @@ type Submission struct {
 	// RunAt delays the job until then (SUBMIT_JOB_EPOCH); zero runs it now.
 	RunAt   time.Time
 	Reducer []byte
+	// Owned is set when Data lies in memory nobody modifies again (a
+	// protocol.Message with Owned set): the job then keeps Data itself
+	// rather than a copy.
+	Owned bool
 }
 
 // Submit creates a job, or coalesces into an existing one with the same
@@ -192,7 +196,7 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 		handle:     q.cfg.HandlePrefix + ":" + strconv.FormatUint(q.mu.seq, 10),
 		function:   f,
 		unique:     string(sub.Unique),
-		data:       string(sub.Data),
+		data:       keepData(sub.Data, sub.Owned),
 		priority:   sub.Priority,
 		runAt:      sub.RunAt,
 		reducer:    string(sub.Reducer),
@@ -381,12 +385,26 @@ func (q *Queue) Grab(s *Session, kind GrabKind) {
 	}
 	switch {
 	case kind == GrabJob:
-		q.sendLocked(s, protocol.JobAssign, j.handle, f.name, j.data)
+		q.sendJobLocked(s, j, protocol.JobAssign, j.handle, f.name)
 	case kind == GrabJobAll && j.reducer != "":
-		q.sendLocked(s, protocol.JobAssignAll, j.handle, f.name, j.unique, j.reducer, j.data)
+		q.sendJobLocked(s, j, protocol.JobAssignAll, j.handle, f.name, j.unique, j.reducer)
 	default:
-		q.sendLocked(s, protocol.JobAssignUniq, j.handle, f.name, j.unique, j.data)
+		q.sendJobLocked(s, j, protocol.JobAssignUniq, j.handle, f.name, j.unique)
 	}
+}
+
+// sendJobLocked sends s a packet of type t whose arguments are args then
+// j's data. Data of sharedMin bytes or more is not copied: the job's
+// string goes out by reference.
+func (q *Queue) sendJobLocked(s *Session, j *Job, t protocol.Type, args ...string) {
+	q.scratch = protocol.AppendPacketHead(q.scratch[:0], protocol.Res, t, len(j.data), args...)
+	if len(j.data) >= sharedMin {
+		q.deliverSharedLocked(s, q.scratch, bytesOf(j.data))
+		return
+	}
+	q.scratch = append(q.scratch, j.data...)
+	q.deliverLocked(s, q.scratch)
+	q.releaseScratchLocked()
 }
 
 func (q *Queue) nextLocked(s *Session) *Job {
@@ -521,11 +539,12 @@ func (q *Queue) requeueLocked(j *Job, now time.Time) {
 // Work handles a worker's WORK_STATUS, WORK_DATA, WORK_WARNING,
 // WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION. args are the packet's
 // arguments (args[0] the handle) and payload its whole payload, forwarded
-// verbatim to the job's clients. The job must be assigned to s, or
+// verbatim to the job's clients; owned says that nobody modifies payload
+// again (protocol.Message.Owned), so a large one is forwarded uncopied. The job must be assigned to s, or
 // ErrJobNotFound is returned. COMPLETE, FAIL and EXCEPTION end the job.
 // Clients without the exceptions option get WORK_EXCEPTION as WORK_FAIL
 // with the handle and a trailing NUL, as gearmand sends it.
-func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte) error {
+func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte, owned bool) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	j := q.mu.jobs[string(args[0])]
@@ -536,33 +555,30 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte)
 	case protocol.WorkStatus:
 		j.numerator = atou32(args[1])
 		j.denominator = atou32(args[2])
-		q.forwardLocked(j, t, payload)
+		q.forwardLocked(j, t, payload, owned)
 	case protocol.WorkData, protocol.WorkWarning:
-		q.forwardLocked(j, t, payload)
+		q.forwardLocked(j, t, payload, owned)
 	case protocol.WorkComplete, protocol.WorkFail:
 		if t == protocol.WorkComplete {
 			q.counters.completed.Add(1)
 		} else {
 			q.counters.failed.Add(1)
 		}
-		q.forwardLocked(j, t, payload)
+		q.forwardLocked(j, t, payload, owned)
 		q.finishLocked(j)
 	case protocol.WorkException:
 		q.counters.failed.Add(1)
 		var fail []byte
 		for _, c := range j.clients {
 			if c.exceptions {
-				q.scratch = protocol.AppendHeader(q.scratch[:0], protocol.Res, t, len(payload))
-				q.scratch = append(q.scratch, payload...)
-			} else {
-				if fail == nil {
-					fail = protocol.AppendPacketStrings(nil, protocol.Res, protocol.WorkFail, j.handle, "")
-				}
-				q.scratch = append(q.scratch[:0], fail...)
+				q.forwardToLocked(c, t, payload, owned)
+				continue
 			}
-			q.deliverLocked(c, q.scratch)
+			if fail == nil {
+				fail = protocol.AppendPacketStrings(nil, protocol.Res, protocol.WorkFail, j.handle, "")
+			}
+			q.deliverLocked(c, fail)
 		}
-		q.releaseScratchLocked()
 		q.finishLocked(j)
 	default:
 		return errors.New("queue: " + t.String() + " is not a work result")
@@ -571,15 +587,22 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte)
 }
 
 // forwardLocked sends a worker's packet verbatim to j's clients.
-func (q *Queue) forwardLocked(j *Job, t protocol.Type, payload []byte) {
-	if len(j.clients) == 0 {
+func (q *Queue) forwardLocked(j *Job, t protocol.Type, payload []byte, owned bool) {
+	for _, c := range j.clients {
+		q.forwardToLocked(c, t, payload, owned)
+	}
+}
+
+// forwardToLocked sends c a packet of type t with payload: by reference
+// when owned and of sharedMin bytes or more, else copied.
+func (q *Queue) forwardToLocked(c *Session, t protocol.Type, payload []byte, owned bool) {
+	q.scratch = protocol.AppendHeader(q.scratch[:0], protocol.Res, t, len(payload))
+	if owned && len(payload) >= sharedMin {
+		q.deliverSharedLocked(c, q.scratch, payload)
 		return
 	}
-	q.scratch = protocol.AppendHeader(q.scratch[:0], protocol.Res, t, len(payload))
 	q.scratch = append(q.scratch, payload...)
-	for _, c := range j.clients {
-		q.deliverLocked(c, q.scratch)
-	}
+	q.deliverLocked(c, q.scratch)
 	q.releaseScratchLocked()
 }
 

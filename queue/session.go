@@ -13,6 +13,11 @@ type Peer interface {
 	// buffer), must not block and must not call back into the Queue. A
 	// connection that can take no more may drop the frame and close itself.
 	Send(frame []byte)
+	// SendShared queues one packet made of head, to be copied as by Send,
+	// followed by data, which nobody ever modifies: the peer may keep it
+	// and write it out later without copying it. The queue uses it for
+	// large payloads. The rules of Send apply.
+	SendShared(head, data []byte)
 }
 
 // SessionInfo describes a connection for the `workers` admin listing.

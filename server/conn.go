@@ -22,7 +22,8 @@ import (
 
 // conn is one client connection. One goroutine (serve) reads and handles
 // its messages; replies it produces, and packets other connections cause
-// for it (NOOP, forwarded WORK_*), are appended to out. The reading
+// for it (NOOP, forwarded WORK_*), are appended to out (large payloads by
+// reference, see SendShared). The reading
 // goroutine flushes out itself just before it would block on a read; while
 // it is not handling messages, the writeLoop goroutine flushes what other
 // connections append.
@@ -40,6 +41,8 @@ type conn struct {
 	out struct {
 		sync.Mutex
 		buf    []byte
+		shared []sharedSpan // in order of at
+		bytes  int          // len(buf) plus the shared bytes
 		closed bool
 	}
 	// handling is set while serve is between reads; a Send from another
@@ -48,8 +51,9 @@ type conn struct {
 	wake     chan struct{}
 	closed   chan struct{} // closed when serve returns; ends writeLoop
 
-	writeMu sync.Mutex // serialises flushes, so buffers go out in order
-	spare   []byte     // the buffer out.buf is swapped with, guarded by writeMu
+	writeMu     sync.Mutex   // serialises flushes, so buffers go out in order
+	spare       []byte       // the buffer out.buf is swapped with, guarded by writeMu
+	spareShared []sharedSpan // and out.shared's
 
 	args   [][]byte // scratch for admin tokens
 	packet []byte   // scratch for replies built here
@@ -134,23 +138,39 @@ func (c *conn) handshake() bool {
 	return true
 }
 
+// sharedSpan is a payload queued by reference: data goes out after the
+// first at bytes of the output buffer.
+type sharedSpan struct {
+	at   int
+	data []byte
+}
+
 // Send implements queue.Peer: it copies frame into the output buffer and,
 // when the connection's own goroutine is not going to flush soon, wakes the
 // writer. It never blocks.
-func (c *conn) Send(frame []byte) {
+func (c *conn) Send(frame []byte) { c.SendShared(frame, nil) }
+
+// SendShared implements queue.Peer: head is copied as by Send, and data,
+// which nobody modifies, is written after it straight from where it lies.
+func (c *conn) SendShared(head, data []byte) {
 	c.out.Lock()
 	if c.out.closed {
 		c.out.Unlock()
 		return
 	}
-	if len(c.out.buf)+len(frame) > c.limits.maxUnsent {
+	if c.out.bytes+len(head)+len(data) > c.limits.maxUnsent {
 		c.out.closed = true
+		queued := c.out.bytes
 		c.out.Unlock()
-		c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "queued_bytes", len(c.out.buf))
+		c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "queued_bytes", queued)
 		c.closeNet()
 		return
 	}
-	c.out.buf = append(c.out.buf, frame...)
+	c.out.buf = append(c.out.buf, head...)
+	if len(data) > 0 {
+		c.out.shared = append(c.out.shared, sharedSpan{at: len(c.out.buf), data: data})
+	}
+	c.out.bytes += len(head) + len(data)
 	c.out.Unlock()
 	if !c.handling.Load() {
 		select {
@@ -172,14 +192,14 @@ func (c *conn) flush() {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.out.Lock()
-	b := c.out.buf
-	c.out.buf = c.spare[:0]
+	b, shared := c.out.buf, c.out.shared
+	c.out.buf, c.out.shared, c.out.bytes = c.spare[:0], c.spareShared[:0], 0
 	c.out.Unlock()
 	if len(b) == 0 {
-		c.spare = b
+		c.spare, c.spareShared = b, shared
 		return
 	}
-	if err := c.write(b); err != nil {
+	if err := c.writeShared(b, shared); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.srv.log.Warn("closing connection that does not read its replies", "remote", c.remote, "write_timeout", c.limits.writeTimeout)
 		}
@@ -188,7 +208,23 @@ func (c *conn) flush() {
 	if cap(b) > 1<<20 {
 		b = nil // do not keep a large buffer for an idle connection
 	}
-	c.spare = b[:0]
+	clear(shared) // let the payloads go
+	c.spare, c.spareShared = b[:0], shared[:0]
+}
+
+// writeShared writes b with each shared span's data inserted at its place.
+func (c *conn) writeShared(b []byte, shared []sharedSpan) error {
+	from := 0
+	for _, s := range shared {
+		if err := c.write(b[from:s.at]); err != nil {
+			return err
+		}
+		if err := c.write(s.data); err != nil {
+			return err
+		}
+		from = s.at
+	}
+	return c.write(b[from:])
 }
 
 func (c *conn) writeLoop() {
@@ -340,21 +376,21 @@ func (c *conn) packetReceived(m *protocol.Message) {
 		q.Grab(c.session, queue.GrabJobAll)
 	case protocol.SubmitJob, protocol.SubmitJobBG, protocol.SubmitJobHigh, protocol.SubmitJobHighBG,
 		protocol.SubmitJobLow, protocol.SubmitJobLowBG:
-		c.submit(queue.Submission{Function: a[0], Unique: a[1], Data: a[2], Priority: submitPriority(t), Background: submitBackground(t)})
+		c.submit(queue.Submission{Function: a[0], Unique: a[1], Data: a[2], Priority: submitPriority(t), Background: submitBackground(t), Owned: m.Owned})
 	case protocol.SubmitJobEpoch:
 		when, ok := parseEpoch(a[2])
 		if !ok {
 			c.sendError("INVALID_ARGUMENT", "SUBMIT_JOB_EPOCH time is out of range")
 			return
 		}
-		sub := queue.Submission{Function: a[0], Unique: a[1], Data: a[3], Priority: queue.Normal, Background: true}
+		sub := queue.Submission{Function: a[0], Unique: a[1], Data: a[3], Priority: queue.Normal, Background: true, Owned: m.Owned}
 		if when > 0 {
 			sub.RunAt = time.Unix(when, 0)
 		}
 		c.submit(sub)
 	case protocol.SubmitReduceJob, protocol.SubmitReduceJobBackground:
 		c.submit(queue.Submission{Function: a[0], Unique: a[1], Reducer: a[2], Data: a[4], Priority: queue.Normal,
-			Background: t == protocol.SubmitReduceJobBackground})
+			Background: t == protocol.SubmitReduceJobBackground, Owned: m.Owned})
 	case protocol.SubmitJobSched, protocol.AllYours:
 		c.sendError("INVALID_COMMAND", textNotExpected)
 	case protocol.WorkStatus, protocol.WorkData, protocol.WorkWarning, protocol.WorkComplete,
@@ -420,7 +456,7 @@ func (c *conn) work(t protocol.Type, m *protocol.Message) {
 		c.sendError("ARGUMENT_TOO_LARGE", textWorkFailSize)
 		return
 	}
-	err := c.srv.queue.Work(c.session, t, m.Args, m.Payload)
+	err := c.srv.queue.Work(c.session, t, m.Args, m.Payload, m.Owned)
 	if err == nil {
 		return
 	}

@@ -88,8 +88,8 @@ func serveWithWorker(s *Server, q *queue.Queue, req *http.Request) *httptest.Res
 				continue
 			}
 			handle, data := p.arg(0), p.arg(2)
-			q.Work(w, protocol.WorkData, [][]byte{handle, data}, join(handle, data))
-			q.Work(w, protocol.WorkComplete, [][]byte{handle, []byte("!")}, join(handle, []byte("!")))
+			q.Work(w, protocol.WorkData, [][]byte{handle, data}, join(handle, data), false)
+			q.Work(w, protocol.WorkComplete, [][]byte{handle, []byte("!")}, join(handle, []byte("!")), false)
 		}
 		runtime.Gosched()
 	}

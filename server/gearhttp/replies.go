@@ -49,6 +49,11 @@ func (r *replies) Send(frame []byte) {
 	}
 }
 
+// SendShared implements queue.Peer: the packet is stored whole.
+func (r *replies) SendShared(head, data []byte) {
+	r.Send(append(slices.Clip(head), data...))
+}
+
 // take returns the packets received since the last call, and whether more
 // than limit bytes arrived before they could be taken.
 func (r *replies) take() (frames [][]byte, overflow bool) {
