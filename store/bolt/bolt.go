@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -68,6 +69,9 @@ type Store struct {
 	path   string
 	closed atomic.Bool
 
+	applyMu sync.Mutex // held by Apply across its transaction and ahead
+	ahead   *zeroAhead
+
 	store.CorruptReporter // the store.Corruption capability
 }
 
@@ -114,7 +118,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, interpretError(path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, ahead: newZeroAhead(path)}, nil
 }
 
 // Path is the file the store was opened on.
@@ -134,6 +138,8 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 		return nil
 	}
 	keys, values := encode(b)
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk == nil {
@@ -151,7 +157,14 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 		}
 		return nil
 	})
-	return interpretError(s.path, err)
+	if err != nil {
+		return interpretError(s.path, err)
+	}
+	var mark int64 // the high-water mark, now committed
+	if s.db.View(func(tx *bbolt.Tx) error { mark = tx.Size(); return nil }) == nil {
+		s.ahead.extend(mark)
+	}
+	return nil
 }
 
 // encode returns the keys of b's adds then of its deletes, and the values
@@ -246,6 +259,9 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.applyMu.Lock()
+	s.ahead.close()
+	s.applyMu.Unlock()
 	return interpretError(s.path, s.db.Close())
 }
 

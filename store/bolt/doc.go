@@ -30,6 +30,12 @@
 // per batch, however many records it holds. Batching is the Committer's
 // job, not the driver's.
 //
+// After each Apply the store writes zeros into the next few MiB past
+// bbolt's high-water mark (ahead.go), so that commits growing the file
+// overwrite blocks rather than fill holes, and their fdatasync need not
+// also commit a block allocation. The file is therefore up to 6 MiB larger
+// than bbolt alone would make it; bbolt never reads that room.
+//
 // # Locking
 //
 // bbolt takes an exclusive flock on the file. A second gearmand (or a
