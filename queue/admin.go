@@ -25,7 +25,7 @@ type JobStatus struct {
 func (q *Queue) Status(handle []byte) JobStatus {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return statusOf(q.mu.jobs[string(handle)])
+	return statusOf(q.mu.jobs.get(string(handle)))
 }
 
 // StatusUnique reports on the most recently created job carrying unique,
@@ -153,7 +153,7 @@ func (q *Queue) Jobs() []JobInfo {
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.mu.jobs)
+	return q.mu.jobs.len()
 }
 
 // SetMaxQueue sets the per-priority limits (HIGH, NORMAL, LOW; 0 is
@@ -180,7 +180,7 @@ func (q *Queue) SetMaxQueue(name string, limits [3]int) bool {
 func (q *Queue) Cancel(handle string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	j := q.mu.jobs[handle]
+	j := q.mu.jobs.get(handle)
 	if j == nil || j.state == statePending {
 		return false // a pending job's handle has not been given out yet
 	}

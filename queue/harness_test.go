@@ -338,7 +338,7 @@ func checkInvariants(t testing.TB, q *Queue) {
 				t.Errorf("%s: %s list tail is stale", name, Priority(p))
 			}
 		}
-		for _, j := range q.mu.jobs {
+		for j := range q.mu.jobs.all() {
 			if j.function != f {
 				continue
 			}
@@ -355,12 +355,12 @@ func checkInvariants(t testing.TB, q *Queue) {
 			t.Errorf("%s: counters queued %v running %d pending %d, jobs say %v, %d and %d", name, f.queued, f.running, f.pending, queued, running, pending)
 		}
 		for u, j := range f.uniques {
-			if q.mu.jobs[j.handle] != j || j.unique != u || j.indexed != indexUnique || j.function != f {
+			if q.mu.jobs.get(j.handle) != j || j.unique != u || j.indexed != indexUnique || j.function != f {
 				t.Errorf("%s: unique %q indexes stale job %s", name, u, j.handle)
 			}
 		}
 		for d, j := range f.byData {
-			if q.mu.jobs[j.handle] != j || j.data != d || j.indexed != indexData || j.function != f {
+			if q.mu.jobs.get(j.handle) != j || j.data != d || j.indexed != indexData || j.function != f {
 				t.Errorf("%s: payload index holds stale job %s", name, j.handle)
 			}
 		}
@@ -370,8 +370,9 @@ func checkInvariants(t testing.TB, q *Queue) {
 			}
 		}
 	}
-	for h, j := range q.mu.jobs {
-		if j.handle != h || j.state == stateDone || q.mu.functions[j.function.name] != j.function {
+	for j := range q.mu.jobs.all() {
+		h := j.handle
+		if q.mu.jobs.get(h) != j || j.state == stateDone || q.mu.functions[j.function.name] != j.function {
 			t.Errorf("job %s: stale entry (state %d)", h, j.state)
 		}
 		if (j.state == stateRunning) != (j.worker != nil) {
@@ -398,22 +399,22 @@ func checkInvariants(t testing.TB, q *Queue) {
 			continue
 		}
 		live++
-		if j.slot != i || q.mu.jobs[j.handle] != j || (i > 0 && q.mu.created[i-1] != nil && q.mu.created[i-1].seq >= j.seq) {
+		if j.slot != i || q.mu.jobs.get(j.handle) != j || (i > 0 && q.mu.created[i-1] != nil && q.mu.created[i-1].seq >= j.seq) {
 			t.Errorf("creation list: job %s at %d is stale or out of order (slot %d)", j.handle, i, j.slot)
 		}
 	}
-	if live != len(q.mu.jobs) || live+q.mu.holes != len(q.mu.created) {
-		t.Errorf("creation list holds %d jobs and %d holes in %d slots; the index holds %d jobs", live, q.mu.holes, len(q.mu.created), len(q.mu.jobs))
+	if live != q.mu.jobs.len() || live+q.mu.holes != len(q.mu.created) {
+		t.Errorf("creation list holds %d jobs and %d holes in %d slots; the index holds %d jobs", live, q.mu.holes, len(q.mu.created), q.mu.jobs.len())
 	}
 	var payload int64
-	for _, j := range q.mu.jobs {
+	for j := range q.mu.jobs.all() {
 		payload += int64(len(j.data))
 	}
 	if payload != q.mu.queuedBytes {
 		t.Errorf("queued bytes counted %d, the jobs hold %d", q.mu.queuedBytes, payload)
 	}
 	for i, j := range q.mu.timers {
-		if j.heapIndex != i || q.mu.jobs[j.handle] != j {
+		if j.heapIndex != i || q.mu.jobs.get(j.handle) != j {
 			t.Errorf("timer %d: job %s is stale (index %d)", i, j.handle, j.heapIndex)
 		}
 		if i > 0 && q.mu.timers.Less(i, (i-1)/2) {
@@ -425,12 +426,12 @@ func checkInvariants(t testing.TB, q *Queue) {
 			t.Errorf("closed session still listed")
 		}
 		for _, j := range s.assigned {
-			if j.worker != s || q.mu.jobs[j.handle] != j {
+			if j.worker != s || q.mu.jobs.get(j.handle) != j {
 				t.Errorf("session holds stale assigned job %s", j.handle)
 			}
 		}
 		for _, j := range s.waiting {
-			if q.mu.jobs[j.handle] != j || !slices.Contains(j.clients, s) {
+			if q.mu.jobs.get(j.handle) != j || !slices.Contains(j.clients, s) {
 				t.Errorf("session waits on stale job %s", j.handle)
 			}
 		}

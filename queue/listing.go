@@ -93,7 +93,7 @@ type JobPage struct {
 func (q *Queue) JobsPage(offset, limit int) JobPage {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	page := JobPage{Total: len(q.mu.jobs)}
+	page := JobPage{Total: q.mu.jobs.len()}
 	if limit < 1 || offset >= page.Total {
 		return page
 	}

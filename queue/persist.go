@@ -113,7 +113,7 @@ func (q *Queue) Restore(r store.Record) {
 		handle:     handle,
 		function:   f,
 		unique:     r.Unique,
-		data:       string(r.Data),
+		data:       keepData(r.Data, true), // the record belongs to Restore (store.Store)
 		priority:   min(Priority(r.Priority), Low),
 		runAt:      r.RunAt,
 		reducer:    r.Reducer,
@@ -124,13 +124,13 @@ func (q *Queue) Restore(r store.Record) {
 		heapIndex:  -1,
 	}
 	q.mu.seq = max(q.mu.seq, r.Seq)
-	if _, dup := q.mu.jobs[handle]; dup {
+	if q.mu.jobs.get(handle) != nil {
 		// Another record claims the handle (a changed prefix cannot do this;
 		// a hand-edited store can): keep the job under a fresh one.
 		q.mu.seq++
 		j.handle = q.cfg.HandlePrefix + ":" + strconv.FormatUint(q.mu.seq, 10)
 	}
-	q.mu.jobs[j.handle] = j
+	q.mu.jobs.put(j)
 	q.listLocked(j)
 	q.countBytesLocked(j)
 	if lookupIn(f, j.unique, j.data) == nil {

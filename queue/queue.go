@@ -67,7 +67,7 @@ type Queue struct {
 	mu struct {
 		sync.Mutex
 		functions   map[string]*Function
-		jobs        map[string]*Job // by handle
+		jobs        jobIndex // every job, by handle
 		sessions    map[*Session]struct{}
 		timers      timerHeap
 		seq         uint64 // last job sequence number handed out
@@ -100,7 +100,7 @@ func New(cfg Config) *Queue {
 	}
 	q := &Queue{cfg: cfg, timerChanged: make(chan struct{}, 1)}
 	q.mu.functions = make(map[string]*Function)
-	q.mu.jobs = make(map[string]*Job)
+	q.mu.jobs = newJobIndex(cfg.HandlePrefix)
 	q.mu.sessions = make(map[*Session]struct{})
 	return q
 }
@@ -205,7 +205,7 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 		persisted:  sub.Background && q.cfg.Persister == nil, // gearmand shows bg jobs as persisted even in memory
 		heapIndex:  -1,
 	}
-	q.mu.jobs[j.handle] = j
+	q.mu.jobs.put(j)
 	q.listLocked(j)
 	q.countBytesLocked(j)
 	q.counters.submitted.Add(1)
@@ -547,7 +547,7 @@ func (q *Queue) requeueLocked(j *Job, now time.Time) {
 func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte, owned bool) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	j := q.mu.jobs[string(args[0])]
+	j := q.mu.jobs.get(string(args[0]))
 	if j == nil || j.worker != s {
 		return ErrJobNotFound
 	}
@@ -636,14 +636,14 @@ func (q *Queue) removeLocked(j *Job) {
 	j.state = stateDone
 	q.unpersistLocked(j)
 	f.unindex(j)
-	delete(q.mu.jobs, j.handle)
+	q.mu.jobs.remove(j)
 	q.unlistLocked(j)
 	q.uncountBytesLocked(j)
 	for _, c := range j.clients {
 		c.waiting = removeJob(c.waiting, j)
 	}
 	j.clients = nil
-	if len(q.mu.jobs) == 0 {
+	if q.mu.jobs.len() == 0 {
 		for _, ch := range q.mu.emptyWaiter {
 			close(ch)
 		}
@@ -797,7 +797,7 @@ func (q *Queue) WaitEmpty() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	ch := make(chan struct{})
-	if len(q.mu.jobs) == 0 {
+	if q.mu.jobs.len() == 0 {
 		close(ch)
 		return ch
 	}
