@@ -323,63 +323,6 @@ func TestCloseDuringReplay(t *testing.T) {
 	}
 }
 
-func TestCloseTwiceAndClosed(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "jobs")
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); !errors.Is(err, store.ErrClosed) {
-		t.Errorf("Apply after Close: %v", err)
-	}
-	if err := s.Replay(context.Background(), func(store.Record) error { return nil }); !errors.Is(err, store.ErrClosed) {
-		t.Errorf("Replay after Close: %v", err)
-	}
-	// Closing released the lock.
-	openAt(t, dir)
-}
-
-func TestLargePayloads(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "jobs")
-	s := openAt(t, dir)
-	var b store.Batch
-	for seq := uint64(1); seq <= 3; seq++ {
-		r := storetest.Sample(seq)
-		r.Data = bytes.Repeat([]byte{byte(seq), 0, 0xff}, 10<<20/3+1) // just over 10 MiB
-		b.Adds = append(b.Adds, r)
-	}
-	if err := s.Apply(context.Background(), b); err != nil {
-		t.Fatalf("Apply of three 10 MiB records: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openAt(t, dir)
-	i := 0
-	err := s.Replay(context.Background(), func(r store.Record) error {
-		if d := storetest.Diff(r, b.Adds[i]); d != "" {
-			t.Errorf("record %d: %s", r.Seq, d)
-		}
-		i++
-		return nil
-	})
-	if err != nil || i != 3 {
-		t.Fatalf("Replay: %d records, %v", i, err)
-	}
-	if err := s.Apply(context.Background(), store.Batch{Deletes: []uint64{1, 2, 3}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := count(t, s); n != 0 {
-		t.Errorf("%d records after deleting all", n)
-	}
-}
-
 func TestInterpretError(t *testing.T) {
 	for _, c := range []struct {
 		native error

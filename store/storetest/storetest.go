@@ -302,6 +302,15 @@ func testPayloads(t *testing.T, st *suite) {
 	apply(t, s, store.Batch{Adds: want[4:]})
 	apply(t, s, store.Batch{Adds: want[:4]})
 	expect(t, s, want)
+	if st.cfg.reopen == nil {
+		return
+	}
+	// They survive a reopen, and deleting them leaves nothing behind.
+	s = st.reopen(t, s)
+	expect(t, s, want)
+	apply(t, s, store.Batch{Deletes: []uint64{1, 2, 3, 4, 5}})
+	s = st.reopen(t, s)
+	expect(t, s, nil)
 }
 
 func testFieldsRoundTrip(t *testing.T, st *suite) {
