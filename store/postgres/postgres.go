@@ -113,14 +113,18 @@ var _ store.Store = (*Store)(nil)
 // The statements. The table name is fixed by the migrations, so no SQL is
 // ever assembled from input.
 const (
-	// upsertSQL adds a batch's records as one statement, one array per
-	// column, replacing a stored Seq as the store contract asks. It goes
-	// out in the same round trip as the batch's DELETE.
-	upsertSQL = `INSERT INTO gearmand_jobs (namespace, seq, handle, function, unique_key, data,
+	// insertSQL adds a batch's records as one statement, one array per
+	// column. It goes out in the same round trip as the batch's DELETE.
+	// It fails on a Seq already stored; upsertSQL, the same with ON
+	// CONFLICT, replaces it as the store contract asks, but its
+	// speculative insertion costs PostgreSQL more per row (30-row
+	// batches, pgbench -c 1: 0.67-0.71 ms plain, 0.85-0.87 ms upsert).
+	insertSQL = `INSERT INTO gearmand_jobs (namespace, seq, handle, function, unique_key, data,
 	priority, run_at, run_at_nanos, reducer, attempts, created, created_nanos)
 SELECT $1::text, r.* FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[],
 	$7::smallint[], $8::timestamptz[], $9::smallint[], $10::bytea[], $11::bigint[],
-	$12::timestamptz[], $13::smallint[]) AS r
+	$12::timestamptz[], $13::smallint[]) AS r`
+	upsertSQL = insertSQL + `
 ON CONFLICT (namespace, seq) DO UPDATE SET
 	handle = EXCLUDED.handle, function = EXCLUDED.function, unique_key = EXCLUDED.unique_key,
 	data = EXCLUDED.data, priority = EXCLUDED.priority, run_at = EXCLUDED.run_at,
@@ -304,7 +308,7 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if len(b.Adds) >= copyMinAdds {
 		err = s.applyCopy(actx, b.Deletes, &c)
 	} else {
-		err = s.applyUpsert(actx, b.Deletes, &c)
+		err = s.applyInsert(actx, b.Deletes, &c)
 	}
 	err = interpretError(ctx, err)
 	if errors.Is(err, store.ErrLocked) {
@@ -321,14 +325,33 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 // COPY is as fast, and faster with large payloads or a thousand adds.
 const copyMinAdds = 64
 
-func (s *Store) applyUpsert(ctx context.Context, deletes []uint64, c *columns) error {
+// applyInsert writes the batch in one round trip and one implicit
+// transaction. Most batches only add new Seqs, so it first tries a plain
+// INSERT; a batch that replaces a stored record (a new attempt count, a
+// retried write) fails on the primary key, changes nothing, and is sent
+// again as an upsert.
+func (s *Store) applyInsert(ctx context.Context, deletes []uint64, c *columns) error {
+	err := s.sendBatch(ctx, deletes, c, insertSQL)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		err = s.sendBatch(ctx, deletes, c, upsertSQL)
+	}
+	return err
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE unique_violation.
+const uniqueViolation = "23505"
+
+// sendBatch sends the fence, the deletes and the adds (with addSQL) in one
+// pipelined batch, which PostgreSQL runs as one implicit transaction.
+func (s *Store) sendBatch(ctx context.Context, deletes []uint64, c *columns, addSQL string) error {
 	var pb pgx.Batch
 	pb.Queue(fenceSQL, s.namespace, s.generation)
 	if len(deletes) > 0 {
 		pb.Queue(deleteSQL, s.namespace, seqsOf(deletes, nil))
 	}
 	if c.len() > 0 {
-		pb.Queue(upsertSQL, s.namespace, c.seq, c.handle, c.function, c.unique, c.data,
+		pb.Queue(addSQL, s.namespace, c.seq, c.handle, c.function, c.unique, c.data,
 			c.priority, c.runAt, c.runAtNanos, c.reducer, c.attempts, c.created, c.createdNanos)
 	}
 	return s.pool.SendBatch(ctx, &pb).Close()
