@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -335,13 +336,23 @@ func seqs(rs []store.Record) []uint64 {
 // after a DELETE from it on.
 func TestWriteRoutes(t *testing.T) {
 	url := sharedURL(t)
-	for _, n := range []int{1, copyMinAdds - 1, copyMinAdds, 500} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
+	// Each case is n adds, of size bytes of data each (0: the sample's):
+	// below and at copyMinAdds, and few adds that reach copyMinBytes.
+	for _, tc := range []struct{ n, size int }{{1, 0}, {copyMinAdds - 1, 0}, {copyMinAdds, 0}, {500, 0}, {2, copyMinBytes / 2}} {
+		n := tc.n
+		sample := func(seq uint64) store.Record {
+			r := storetest.Sample(seq)
+			if tc.size > 0 {
+				r.Data = bytes.Repeat([]byte{byte(seq)}, tc.size)
+			}
+			return r
+		}
+		t.Run(fmt.Sprint(n, "x", tc.size), func(t *testing.T) {
 			s := openNS(t, url, freshNamespace(t))
 			ctx := context.Background()
 			var first store.Batch
 			for i := range 2 * n {
-				first.Adds = append(first.Adds, storetest.Sample(uint64(i+1)))
+				first.Adds = append(first.Adds, sample(uint64(i+1)))
 			}
 			if err := s.Apply(ctx, first); err != nil {
 				t.Fatal(err)
@@ -350,7 +361,7 @@ func TestWriteRoutes(t *testing.T) {
 			var second store.Batch
 			var want []store.Record
 			for i := range n {
-				r := storetest.Sample(uint64(i + 1))
+				r := sample(uint64(i + 1))
 				r.Data = append(r.Data, " replaced"...)
 				r.Attempts++
 				second.Adds = append(second.Adds, r)
@@ -358,7 +369,7 @@ func TestWriteRoutes(t *testing.T) {
 				second.Deletes = append(second.Deletes, uint64(n+i+1))
 			}
 			for i := range n {
-				r := storetest.Sample(uint64(2*n + i + 1))
+				r := sample(uint64(2*n + i + 1))
 				second.Adds = append(second.Adds, r)
 				want = append(want, r)
 			}
