@@ -540,8 +540,8 @@ func (q *Queue) requeueLocked(j *Job, now time.Time) {
 // WORK_COMPLETE, WORK_FAIL or WORK_EXCEPTION. args are the packet's
 // arguments (args[0] the handle) and payload its whole payload, forwarded
 // verbatim to the job's clients; owned says that nobody modifies payload
-// again (protocol.Message.Owned), so a large one is forwarded uncopied. The job must be assigned to s, or
-// ErrJobNotFound is returned. COMPLETE, FAIL and EXCEPTION end the job.
+// again (protocol.Message.Owned), so a large one is forwarded uncopied.
+// The job must be assigned to s, or ErrJobNotFound is returned. COMPLETE, FAIL and EXCEPTION end the job.
 // Clients without the exceptions option get WORK_EXCEPTION as WORK_FAIL
 // with the handle and a trailing NUL, as gearmand sends it.
 func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte, owned bool) error {
@@ -555,23 +555,24 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte,
 	case protocol.WorkStatus:
 		j.numerator = atou32(args[1])
 		j.denominator = atou32(args[2])
-		q.forwardLocked(j, t, payload, owned)
+		q.forwardLocked(j.clients, t, payload, owned)
 	case protocol.WorkData, protocol.WorkWarning:
-		q.forwardLocked(j, t, payload, owned)
+		q.forwardLocked(j.clients, t, payload, owned)
 	case protocol.WorkComplete, protocol.WorkFail:
 		if t == protocol.WorkComplete {
 			q.counters.completed.Add(1)
 		} else {
 			q.counters.failed.Add(1)
 		}
-		q.forwardLocked(j, t, payload, owned)
+		q.forwardLocked(j.clients, t, payload, owned)
 		q.finishLocked(j)
 	case protocol.WorkException:
 		q.counters.failed.Add(1)
+		var excepting []*Session
 		var fail []byte
 		for _, c := range j.clients {
 			if c.exceptions {
-				q.forwardToLocked(c, t, payload, owned)
+				excepting = append(excepting, c)
 				continue
 			}
 			if fail == nil {
@@ -579,6 +580,7 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte,
 			}
 			q.deliverLocked(c, fail)
 		}
+		q.forwardLocked(excepting, t, payload, owned)
 		q.finishLocked(j)
 	default:
 		return errors.New("queue: " + t.String() + " is not a work result")
@@ -586,23 +588,24 @@ func (q *Queue) Work(s *Session, t protocol.Type, args [][]byte, payload []byte,
 	return nil
 }
 
-// forwardLocked sends a worker's packet verbatim to j's clients.
-func (q *Queue) forwardLocked(j *Job, t protocol.Type, payload []byte, owned bool) {
-	for _, c := range j.clients {
-		q.forwardToLocked(c, t, payload, owned)
+// forwardLocked sends a worker's packet verbatim to clients, encoded once:
+// the payload by reference when owned and of sharedMin bytes or more,
+// else copied into the packet.
+func (q *Queue) forwardLocked(clients []*Session, t protocol.Type, payload []byte, owned bool) {
+	if len(clients) == 0 {
+		return
 	}
-}
-
-// forwardToLocked sends c a packet of type t with payload: by reference
-// when owned and of sharedMin bytes or more, else copied.
-func (q *Queue) forwardToLocked(c *Session, t protocol.Type, payload []byte, owned bool) {
 	q.scratch = protocol.AppendHeader(q.scratch[:0], protocol.Res, t, len(payload))
 	if owned && len(payload) >= sharedMin {
-		q.deliverSharedLocked(c, q.scratch, payload)
+		for _, c := range clients {
+			q.deliverSharedLocked(c, q.scratch, payload)
+		}
 		return
 	}
 	q.scratch = append(q.scratch, payload...)
-	q.deliverLocked(c, q.scratch)
+	for _, c := range clients {
+		q.deliverLocked(c, q.scratch)
+	}
 	q.releaseScratchLocked()
 }
 

@@ -23,10 +23,9 @@ import (
 // conn is one client connection. One goroutine (serve) reads and handles
 // its messages; replies it produces, and packets other connections cause
 // for it (NOOP, forwarded WORK_*), are appended to out (large payloads by
-// reference, see SendShared). The reading
-// goroutine flushes out itself just before it would block on a read; while
-// it is not handling messages, the writeLoop goroutine flushes what other
-// connections append.
+// reference, see SendShared). The reading goroutine flushes out itself just
+// before it would block on a read; while it is not handling messages, the
+// writeLoop goroutine flushes what other connections append.
 type conn struct {
 	srv     *Server
 	nc      net.Conn
