@@ -131,21 +131,8 @@ func TestEveryWorkloadAgainstOurServer(t *testing.T) {
 func TestMissingJobsFailTheRun(t *testing.T) {
 	addr := startServer(t)
 	fn := "dropped-" + strconv.Itoa(os.Getpid())
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := client.NewWorker(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var dropped atomic.Int64
-	if err := w.Register(fn, func(context.Context, *client.Job) ([]byte, error) {
-		dropped.Add(1)
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	worked := make(chan struct{})
-	go func() { defer close(worked); w.Work(ctx) }()
-	t.Cleanup(func() { cancel(); <-worked; w.Close() })
+	startWorker(t, addr, fn, func() { dropped.Add(1) })
 
 	code, r := runBench(t, addr, "--workload", "drain", "--function", fn, "--jobs", "100",
 		"--conns", "1", "--window", "1", "--stall", "200ms")
@@ -157,25 +144,35 @@ func TestMissingJobsFailTheRun(t *testing.T) {
 	}
 }
 
-// TestServerGoneFailsTheRun: the server stops while gearbench runs; it
-// must end with exit 1, not hang.
-func TestServerGoneFailsTheRun(t *testing.T) {
-	addr, srv := startClosableServer(t)
-	fn := "closer-" + strconv.Itoa(os.Getpid())
+// startWorker runs a worker of fn, other than gearbench's, that calls
+// onJob for every job and completes it with an empty result, until the
+// test ends.
+func startWorker(t *testing.T, addr, fn string, onJob func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := client.NewWorker(ctx, addr)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	if err := w.Register(fn, func(context.Context, *client.Job) ([]byte, error) {
-		go srv.Close()
+		onJob()
 		return nil, nil
 	}); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	worked := make(chan struct{})
 	go func() { defer close(worked); w.Work(ctx) }()
 	t.Cleanup(func() { cancel(); <-worked; w.Close() })
+}
+
+// TestServerGoneFailsTheRun: the server stops while gearbench runs; it
+// must end with exit 1, not hang.
+func TestServerGoneFailsTheRun(t *testing.T) {
+	addr, srv := startClosableServer(t)
+	fn := "closer-" + strconv.Itoa(os.Getpid())
+	startWorker(t, addr, fn, func() { go srv.Close() })
 
 	code, r := runBench(t, addr, "--workload", "drain", "--function", fn, "--jobs", "1000",
 		"--conns", "1", "--window", "1", "--stall", "200ms")
