@@ -1,16 +1,17 @@
 package bolt
 
-import "os"
+import (
+	"os"
+
+	"gearmand/store/internal/zeroahead"
+)
 
 // The file grows at its end: bbolt allocates new pages past its high-water
-// mark, into room it made by extending the file with ftruncate, which on
-// ext4 and most file systems leaves a hole. A commit that writes into a
-// hole makes the file system allocate blocks, and the fdatasync that ends
-// the commit then has to commit that allocation too; measured here, it
-// takes about twice as long as one over blocks already written. So Apply
-// keeps the room past the high-water mark written with zeros: commits that
-// grow the file overwrite blocks, and the allocation is paid once per
-// zeroAheadStep, in a write of its own.
+// mark, into room it made by extending the file with ftruncate, which
+// leaves a hole. So Apply keeps the room past the high-water mark written
+// with zeros (see package zeroahead): commits that grow the file overwrite
+// blocks, and the allocation is paid once per zeroAheadStep, in a write and
+// fsync of its own.
 const (
 	// zeroAheadMin is the written room below which Apply writes more.
 	zeroAheadMin = 2 << 20
@@ -26,36 +27,28 @@ const (
 // no write transaction runs meanwhile: Apply holds applyMu around both.
 type zeroAhead struct {
 	f    *os.File // opened for writing only; nil when that failed
-	upTo int64    // the file is known to be written up to here
-	zero []byte   // zeroAheadStep zeros, allocated on first use
+	room *zeroahead.Room
 }
 
 func newZeroAhead(path string) *zeroAhead {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		f = nil // zeroing is an optimization; the store works without it
+		return &zeroAhead{} // zeroing is an optimization; the store works without it
 	}
-	return &zeroAhead{f: f}
+	return &zeroAhead{f: f, room: zeroahead.New(f, 0, zeroAheadMin, zeroAheadStep)}
 }
 
-// extend makes sure at least zeroAheadMin bytes past mark are written. It
-// is best effort: an error (a full disk, say) only costs speed, and bbolt
-// reports the same condition on its next commit.
+// extend makes sure at least zeroAheadMin bytes past mark are written, and
+// durable, so that the next commit's fdatasync has no allocation to commit.
+// It is best effort: an error (a full disk, say) only costs speed, and
+// bbolt reports the same condition on its next commit.
 func (z *zeroAhead) extend(mark int64) {
-	if z.f == nil || z.upTo-mark >= zeroAheadMin {
+	if z.f == nil {
 		return
 	}
-	if z.zero == nil {
-		z.zero = make([]byte, zeroAheadStep)
+	if wrote, err := z.room.Extend(mark); wrote && err == nil {
+		_ = z.f.Sync()
 	}
-	from := max(z.upTo, mark)
-	if _, err := z.f.WriteAt(z.zero, from); err != nil {
-		return
-	}
-	if err := z.f.Sync(); err != nil {
-		return
-	}
-	z.upTo = from + zeroAheadStep
 }
 
 func (z *zeroAhead) close() {

@@ -28,7 +28,9 @@
 // Commit returns only after the log is fsynced. After a crash Pebble
 // replays its log, so a batch is there whole or not at all. Pebble also
 // groups the syncs of concurrent commits, though the Committer sends one
-// batch at a time anyway.
+// batch at a time anyway. The log's room past its end is written with
+// zeros rather than fallocated (walfs.go), so that an fsync commits data,
+// not block conversions.
 //
 // # Locking
 //

@@ -168,6 +168,7 @@ func Open(dir string, opts ...Option) (_ *Store, err error) {
 	defer cache.Unref() // the DB holds its own reference
 	log := logger{cfg.logger.With("store", "pebble", "dir", dir)}
 	db, err := pebbledb.Open(dir, &pebbledb.Options{
+		FS:           newWALFS(),
 		Cache:        cache,
 		MemTableSize: memTableSize,
 		Lock:         lock,

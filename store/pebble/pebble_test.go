@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		holdLock(dir)
 		return
 	}
+	if dir := os.Getenv("GEARMAND_PEBBLE_WRITE"); dir != "" {
+		writeUntilKilled(dir)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
