@@ -145,6 +145,10 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 		if bk == nil {
 			return fmt.Errorf("%w: bucket %q is missing", store.ErrCorrupt, bucket)
 		}
+		// Seqs only grow, so adds land at the right edge of the tree: a
+		// full page is never split again, and a commit writes fewer of
+		// them than at bbolt's default half fill.
+		bk.FillPercent = 1.0
 		for i := range b.Deletes {
 			if err := bk.Delete(keys[len(b.Adds)+i]); err != nil {
 				return err

@@ -290,3 +290,26 @@ func count(t *testing.T, s *Store) int {
 	}
 	return n
 }
+
+// Adds in Seq order, a batch at a time as the Committer sends them, leave
+// the leaf pages nearly full rather than half full: commits write fewer
+// pages.
+func TestSequentialAddsFillPages(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
+	seq := uint64(0)
+	for range 100 {
+		var b store.Batch
+		for range 30 {
+			seq++
+			b.Adds = append(b.Adds, storetest.Sample(seq))
+		}
+		if err := s.Apply(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st bbolt.BucketStats
+	s.db.View(func(tx *bbolt.Tx) error { st = tx.Bucket(bucket).Stats(); return nil })
+	if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.85 {
+		t.Fatalf("leaf pages are %.0f%% full (%d pages for %d records), want at least 85%%", 100*fill, st.LeafPageN, st.KeyN)
+	}
+}

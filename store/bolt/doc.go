@@ -18,7 +18,9 @@
 //	+--------------------------+-------------------------------------------+
 //
 // Big-endian keys make the B+tree's byte order the Seq order, so Replay is
-// one cursor walk from the first key to the last.
+// one cursor walk from the first key to the last. Since Seqs only grow,
+// adds land at the tree's right edge, and pages are filled whole when they
+// split (FillPercent 1.0, not bbolt's default half).
 //
 // # Durability
 //
