@@ -196,25 +196,43 @@ func (q *Queue) Deliver(s *Session, frame []byte) {
 }
 
 // resolveLocked fills s's places held for j with frame and sends whatever
-// is no longer waiting, in order.
+// is no longer waiting, in order. frame is the caller's: places sent now
+// pass it to Send, which copies it; places still behind another job's
+// keep a copy.
 func (q *Queue) resolveLocked(s *Session, j *Job, frame []byte) {
-	for i := range s.outbox {
+	n := 0
+sending:
+	for ; n < len(s.outbox); n++ {
+		switch e := &s.outbox[n]; e.job {
+		case nil:
+			e.send(s.peer)
+		case j:
+			s.peer.Send(frame)
+		default:
+			break sending // this place waits for another job
+		}
+	}
+	for i := n; i < len(s.outbox); i++ {
 		if s.outbox[i].job == j {
 			s.outbox[i] = outEntry{frame: bytes.Clone(frame)}
 		}
 	}
-	n := 0
-	for n < len(s.outbox) && s.outbox[n].job == nil {
-		s.outbox[n].send(s.peer)
-		n++
-	}
-	if n == len(s.outbox) {
-		s.outbox = nil
+	// Move what is left to the front, so that the outbox's array serves
+	// the next submissions too.
+	left := copy(s.outbox, s.outbox[n:])
+	clear(s.outbox[left:])
+	s.outbox = s.outbox[:left]
+	if left == 0 {
 		s.holding.Store(false)
-	} else {
-		s.outbox = s.outbox[n:]
+		if cap(s.outbox) > maxKeptOutbox {
+			s.outbox = nil
+		}
 	}
 }
+
+// maxKeptOutbox bounds the outbox array a session keeps once it is empty:
+// a client that pipelined a burst should not pin its memory for good.
+const maxKeptOutbox = 1024
 
 // dropOutboxLocked forgets what a closing session was still owed.
 func (q *Queue) dropOutboxLocked(s *Session) {

@@ -54,6 +54,8 @@ type CommitterConfig[T any] struct {
 	// that held adds with tokens, with those tokens in Add order and the
 	// outcome: nil once durable, else the error. It is called for
 	// write-through adds only; write-behind adds are retried until stored.
+	// The tokens slice is the committer's, reused for the next batch: it
+	// must not be kept after OnCommit returns.
 	OnCommit func(tokens []T, err error)
 	// Logger receives store errors. Default slog.Default().
 	Logger *slog.Logger
@@ -104,7 +106,15 @@ type Committer[T any] struct {
 		taken    time.Time
 		closing  bool
 		roomFree chan struct{} // closed when room frees up
+		// spareAdds and spareDeletes are the slices of the last batch
+		// that succeeded, emptied, for take to hand to Add next.
+		spareAdds    []pendingAdd[T]
+		spareDeletes []uint64
 	}
+	// batch and tokens are apply's, reused from batch to batch (only the
+	// committer's goroutine touches them).
+	batch   []Record
+	tokens  []T
 	kick    chan struct{}
 	closing chan struct{} // closed by Close: cuts short the flush wait
 	abandon chan struct{} // closed when Close's context ends: stop retrying
@@ -300,6 +310,7 @@ func (c *Committer[T]) run() {
 		switch {
 		case err == nil:
 			backoff = 0
+			c.recycle(adds, deletes)
 		case errors.Is(err, ErrLocked):
 			if !fenced {
 				fenced = true
@@ -334,7 +345,8 @@ func (c *Committer[T]) take() ([]pendingAdd[T], []uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	adds, deletes := c.mu.adds, c.mu.deletes
-	c.mu.adds, c.mu.deletes = nil, nil
+	c.mu.adds, c.mu.deletes = c.mu.spareAdds, c.mu.spareDeletes
+	c.mu.spareAdds, c.mu.spareDeletes = nil, nil
 	c.mu.taken, c.mu.oldest = c.mu.oldest, time.Time{}
 	if !c.mu.taken.IsZero() {
 		c.freeRoomLocked() // submitters held back by age may go on
@@ -346,7 +358,7 @@ func (c *Committer[T]) take() ([]pendingAdd[T], []uint64) {
 // deletes and tokenless adds go back to the queue for a retry, while adds
 // with tokens fail (their submitters get the error).
 func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
-	b := Batch{Deletes: deletes}
+	b := Batch{Adds: c.batch[:0], Deletes: deletes}
 	var deleted map[uint64]bool
 	if len(deletes) > 0 && len(adds) > 0 {
 		deleted = make(map[uint64]bool, len(deletes))
@@ -354,7 +366,7 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 			deleted[s] = true
 		}
 	}
-	var tokens []T
+	tokens := c.tokens[:0]
 	for _, a := range adds {
 		if a.hasToken {
 			tokens = append(tokens, a.token)
@@ -364,6 +376,12 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 		}
 	}
 	b.Adds = lastPerSeq(b.Adds)
+	defer func() {
+		// Keep the slices for the next batch, without what they point to.
+		clear(b.Adds)
+		clear(tokens)
+		c.batch, c.tokens = keepable(b.Adds), keepable(tokens)
+	}()
 	start := time.Now()
 	err := c.store.Apply(c.ctx, b)
 	if c.cfg.Observe != nil {
@@ -415,6 +433,27 @@ func lastPerSeq(rs []Record) []Record {
 		}
 	}
 	return out
+}
+
+// recycle keeps a batch's slices, once it succeeded and nothing refers to
+// them any more, for take to hand out again.
+func (c *Committer[T]) recycle(adds []pendingAdd[T], deletes []uint64) {
+	clear(adds) // the records' data, the tokens
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.spareAdds, c.mu.spareDeletes = keepable(adds), keepable(deletes)
+}
+
+// maxKeptBatch bounds the capacity of a slice the committer keeps for
+// reuse: a burst should not pin its memory for good.
+const maxKeptBatch = 4096
+
+// keepable returns s emptied, or nil when it is too large to keep.
+func keepable[E any](s []E) []E {
+	if cap(s) > maxKeptBatch {
+		return nil
+	}
+	return s[:0]
 }
 
 // requeue puts a failed batch's retriable parts back in front of what

@@ -71,6 +71,7 @@ type Store struct {
 
 	applyMu sync.Mutex // held by Apply across its transaction and ahead
 	ahead   *zeroAhead
+	enc     encoder // Apply's buffers, under applyMu
 
 	store.CorruptReporter // the store.Corruption capability
 }
@@ -137,9 +138,9 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	keys, values := encode(b)
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	keys, values := s.enc.encode(b)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk == nil {
@@ -171,13 +172,26 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	return nil
 }
 
+// encoder holds the buffers Apply encodes a batch into. bbolt points at
+// them until the transaction ends, so the next Apply may reuse them, and
+// only Apply, under applyMu, uses them.
+type encoder struct {
+	keyBuf, valBuf []byte
+	keys, values   [][]byte
+}
+
+// maxKeptEncoding bounds the value bytes an encoder keeps between batches,
+// and a 64th of it the records: one large batch should not pin its memory
+// for good.
+const maxKeptEncoding = 1 << 20
+
 // encode returns the keys of b's adds then of its deletes, and the values
-// of its adds, all carved from two allocations. bbolt keeps pointing at
-// them until the transaction commits, so they are not reused.
-func encode(b store.Batch) (keys, values [][]byte) {
+// of its adds, carved from the encoder's buffers (grown when too small).
+// They are valid until the next encode.
+func (e *encoder) encode(b store.Batch) (keys, values [][]byte) {
 	n := b.Len()
-	keyBuf := make([]byte, 0, n*store.KeySize)
-	keys = make([][]byte, 0, n)
+	keyBuf := reuse(e.keyBuf, n*store.KeySize)
+	keys = reuse(e.keys, n)
 	size := 0
 	for i := range b.Adds {
 		r := &b.Adds[i]
@@ -191,14 +205,27 @@ func encode(b store.Batch) (keys, values [][]byte) {
 		keyBuf = store.AppendKey(keyBuf, seq)
 		keys = append(keys, keyBuf[len(keyBuf)-store.KeySize:])
 	}
-	valBuf := make([]byte, 0, size)
-	values = make([][]byte, 0, len(b.Adds))
+	valBuf := reuse(e.valBuf, size)
+	values = reuse(e.values, len(b.Adds))
 	for i := range b.Adds {
 		start := len(valBuf)
 		valBuf = store.AppendValue(valBuf, &b.Adds[i])
 		values = append(values, valBuf[start:len(valBuf):len(valBuf)])
 	}
+	*e = encoder{keyBuf, valBuf, keys, values}
+	if cap(valBuf) > maxKeptEncoding || cap(keys) > maxKeptEncoding/64 {
+		*e = encoder{} // keep nothing that points at a large batch either
+	}
 	return keys, values
+}
+
+// reuse returns s emptied when it has room for n elements, else a new
+// slice with that room.
+func reuse[E any](s []E, n int) []E {
+	if cap(s) < n {
+		return make([]E, 0, n)
+	}
+	return s[:0]
 }
 
 // Replay calls fn for every stored record in ascending Seq order, with no
