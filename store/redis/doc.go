@@ -16,7 +16,8 @@
 // # Key layout
 //
 // Every key of a namespace carries the namespace as its hash tag, so all of
-// them hash to one Cluster slot and each Apply can be one Lua script:
+// them hash to one Cluster slot and each Apply can be one Lua script or
+// one transaction:
 //
 //	gearmand:{<namespace>}:owner                       string, an integer
 //	+----------------------+
@@ -63,11 +64,20 @@
 // between MULTI and EXEC, so after a crash Redis loads all of a batch or
 // none of it.
 //
+// A batch carrying 1 MiB of payload or more is a MULTI/EXEC instead,
+// because a script copies every argument into Lua and back: WATCH of the
+// owner key, a GET of it (see Fencing), then the same DEL, ZREM, MSET and
+// ZADD between MULTI and EXEC, in one round trip. Redis runs EXEC only if
+// the owner key has not changed since the WATCH, and runs it whole, so the
+// batch is fenced and atomic as the script is, at the cost of two more
+// round trips.
+//
 // # Fencing
 //
 // Open increments the namespace's owner key and keeps the generation it
 // got. Every Apply's script first compares the owner key with that
-// generation and writes nothing when they differ, failing with an error
+// generation (a transaction watches it) and writes nothing when they
+// differ, failing with an error
 // wrapping store.ErrLocked that is final for that Store. This closes two
 // holes. A batch sent by a server that was then killed can still be
 // executed by Redis after the next server opened the namespace, replayed

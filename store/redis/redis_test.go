@@ -116,6 +116,23 @@ func samples(seqs ...uint64) []store.Record {
 	return out
 }
 
+// routes are the two ways Apply writes a batch that adds: the script, and
+// a watched MULTI/EXEC from watchMinBytes of payload. pad gives adds the
+// payload that takes their batch down the route.
+var routes = []struct {
+	name string
+	pad  func(adds []store.Record) []store.Record
+}{
+	{"script", func(adds []store.Record) []store.Record { return adds }},
+	{"multi", func(adds []store.Record) []store.Record {
+		each := watchMinBytes/len(adds) + 1
+		for i := range adds {
+			adds[i].Data = []byte(strings.Repeat(strconv.FormatUint(adds[i].Seq, 10)+" ", each)[:each])
+		}
+		return adds
+	}},
+}
+
 func TestRegistered(t *testing.T) {
 	c := config(t)
 	o := store.Options{DSN: strings.Join(c.Addrs, ","), Namespace: c.Namespace, Extra: map[string]string{}}
@@ -618,20 +635,24 @@ func TestFenced(t *testing.T) {
 	}
 	apply(t, second, store.Batch{Adds: samples(4)})
 
-	// The first one's late batch: an add of the Seq the second used, a
-	// delete of one of its jobs.
-	late := samples(4, 5)
-	late[0].Function = "late"
-	err := first.Apply(context.Background(), store.Batch{Adds: late, Deletes: []uint64{1}})
-	if !errors.Is(err, store.ErrLocked) {
-		t.Fatalf("Apply of the fenced store: %v, want ErrLocked", err)
-	}
-	if !strings.Contains(err.Error(), "taken over") {
-		t.Errorf("the fence error does not say why: %v", err)
-	}
-	t.Logf("fenced: %v", err)
-	if err := first.Apply(context.Background(), store.Batch{Deletes: []uint64{3}}); !errors.Is(err, store.ErrLocked) {
-		t.Errorf("second Apply of the fenced store: %v, want ErrLocked", err)
+	// The first one's late batch, by either route: an add of the Seq the
+	// second used, a delete of one of its jobs. The Store remembers a
+	// refusal; forgetting it makes each route ask Redis again.
+	for _, route := range routes {
+		first.fenced.Store(nil)
+		late := route.pad(samples(4, 5))
+		late[0].Function = "late"
+		err := first.Apply(context.Background(), store.Batch{Adds: late, Deletes: []uint64{1}})
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("%s: Apply of the fenced store: %v, want ErrLocked", route.name, err)
+		}
+		if !strings.Contains(err.Error(), "taken over") || !strings.Contains(err.Error(), "generation is now "+strconv.FormatInt(second.gen, 10)) {
+			t.Errorf("%s: the fence error does not say why: %v", route.name, err)
+		}
+		t.Logf("%s: fenced: %v", route.name, err)
+		if err := first.Apply(context.Background(), store.Batch{Deletes: []uint64{3}}); !errors.Is(err, store.ErrLocked) {
+			t.Errorf("%s: second Apply of the fenced store: %v, want ErrLocked", route.name, err)
+		}
 	}
 	got := replayAll(t, second)
 	if s := seqs(got); !slices.Equal(s, []uint64{1, 3, 4}) {
@@ -657,55 +678,135 @@ func TestFenced(t *testing.T) {
 // A store whose owner key vanished (deleted by hand, a flushed database)
 // is fenced too: it cannot tell whether someone else took over.
 func TestOwnerKeyGone(t *testing.T) {
-	c := config(t)
-	s := openStore(t, c)
-	if err := rawClient(t, c).Del(context.Background(), s.ownerKey).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Apply(context.Background(), store.Batch{Adds: samples(1)}); !errors.Is(err, store.ErrLocked) {
-		t.Fatalf("Apply without the owner key: %v, want ErrLocked", err)
-	}
-	if keys := namespaceKeys(t, c); len(keys) != 0 {
-		t.Errorf("the fenced Apply wrote %q", keys)
+	for _, route := range routes {
+		t.Run(route.name, func(t *testing.T) {
+			c := config(t)
+			s := openStore(t, c)
+			if err := rawClient(t, c).Del(context.Background(), s.ownerKey).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Apply(context.Background(), store.Batch{Adds: route.pad(samples(1))}); !errors.Is(err, store.ErrLocked) {
+				t.Fatalf("Apply without the owner key: %v, want ErrLocked", err)
+			}
+			if keys := namespaceKeys(t, c); len(keys) != 0 {
+				t.Errorf("the fenced Apply wrote %q", keys)
+			}
+		})
 	}
 }
 
-// Batches larger than Lua's unpack limit are cut into commands inside the
-// script.
-func TestLargeBatch(t *testing.T) {
-	const n = 10000
-	s := openStore(t, config(t))
-	var b store.Batch
-	for seq := uint64(1); seq <= n; seq++ {
-		b.Adds = append(b.Adds, storetest.Sample(seq))
+// A takeover between the WATCH and the EXEC of a large batch aborts the
+// transaction: nothing is written and the Store is fenced.
+func TestFencedDuringTransaction(t *testing.T) {
+	c := config(t)
+	s := openStore(t, c)
+	raw := rawClient(t, c)
+	s.client.AddHook(takeoverBeforeExec{raw: raw, owner: s.ownerKey})
+	err := s.Apply(context.Background(), store.Batch{Adds: routes[1].pad(samples(1, 2))})
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "owner key changed") {
+		t.Fatalf("Apply with a takeover before its EXEC: %v, want ErrLocked saying the owner key changed", err)
 	}
-	apply(t, s, b)
-	got := replayAll(t, s)
-	if len(got) != n {
-		t.Fatalf("replayed %d records, want %d", len(got), n)
+	if keys := namespaceKeys(t, c); !slices.Equal(keys, []string{s.ownerKey}) {
+		t.Errorf("the aborted transaction left %q, want only the owner key", keys)
 	}
-	for i, r := range got {
-		if d := storetest.Diff(r, storetest.Sample(uint64(i+1))); d != "" {
-			t.Fatalf("record %d: %s", i+1, d)
+	if err := s.Apply(context.Background(), store.Batch{Deletes: []uint64{1}}); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("Apply after the abort: %v, want ErrLocked", err)
+	}
+}
+
+// takeoverBeforeExec is a go-redis hook that increments the owner key, as
+// a new owner's Open does, just before a MULTI/EXEC goes out.
+type takeoverBeforeExec struct {
+	raw   goredis.UniversalClient
+	owner string
+}
+
+func (h takeoverBeforeExec) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h takeoverBeforeExec) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (h takeoverBeforeExec) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "multi" {
+			if err := h.raw.Incr(ctx, h.owner).Err(); err != nil {
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// Each route is the one taken: Redis counts the script's EVALSHA and the
+// transaction's EXEC.
+func TestRoutes(t *testing.T) {
+	c := config(t)
+	s := openStore(t, c)
+	raw := rawClient(t, c)
+	calls := func(cmd string) int {
+		info, err := raw.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(info) {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	for i, route := range routes {
+		evalsha, exec := calls("evalsha"), calls("exec")
+		apply(t, s, store.Batch{Adds: route.pad(samples(uint64(2*i+1), uint64(2*i+2)))})
+		gotScript, gotExec := calls("evalsha")-evalsha, calls("exec")-exec
+		if want := route.name == "script"; (gotScript == 1) != want || (gotExec == 1) == want {
+			t.Errorf("%s: the batch made %d EVALSHA and %d EXEC", route.name, gotScript, gotExec)
 		}
 	}
-	// Deletes of all of them and adds of as many new ones, in one batch.
-	b = store.Batch{}
-	for seq := uint64(1); seq <= n; seq++ {
-		b.Deletes = append(b.Deletes, seq)
-		b.Adds = append(b.Adds, storetest.Sample(n+seq))
-	}
-	apply(t, s, b)
-	got = replayAll(t, s)
-	if len(got) != n || got[0].Seq != n+1 || got[n-1].Seq != 2*n {
-		t.Fatalf("after the second batch: %d records, want seqs %d..%d", len(got), n+1, 2*n)
-	}
-	b = store.Batch{}
-	for seq := uint64(n + 1); seq <= 2*n; seq++ {
-		b.Deletes = append(b.Deletes, seq)
-	}
-	apply(t, s, b)
-	if got := replayAll(t, s); len(got) != 0 {
-		t.Fatalf("after deleting all: %d records left", len(got))
+}
+
+// Batches larger than Lua's unpack limit are cut into commands, inside the
+// script or in the MULTI/EXEC.
+func TestLargeBatch(t *testing.T) {
+	const n = 10000
+	for _, route := range routes {
+		t.Run(route.name, func(t *testing.T) {
+			s := openStore(t, config(t))
+			var b store.Batch
+			for seq := uint64(1); seq <= n; seq++ {
+				b.Adds = append(b.Adds, storetest.Sample(seq))
+			}
+			want := slices.Clone(route.pad(b.Adds))
+			apply(t, s, b)
+			got := replayAll(t, s)
+			if len(got) != n {
+				t.Fatalf("replayed %d records, want %d", len(got), n)
+			}
+			for i, r := range got {
+				if d := storetest.Diff(r, want[i]); d != "" {
+					t.Fatalf("record %d: %s", i+1, d)
+				}
+			}
+			// Deletes of all of them and adds of as many new ones, in one batch.
+			b = store.Batch{}
+			for seq := uint64(1); seq <= n; seq++ {
+				b.Deletes = append(b.Deletes, seq)
+				b.Adds = append(b.Adds, storetest.Sample(n+seq))
+			}
+			route.pad(b.Adds)
+			apply(t, s, b)
+			got = replayAll(t, s)
+			if len(got) != n || got[0].Seq != n+1 || got[n-1].Seq != 2*n {
+				t.Fatalf("after the second batch: %d records, want seqs %d..%d", len(got), n+1, 2*n)
+			}
+			b = store.Batch{}
+			for seq := uint64(n + 1); seq <= 2*n; seq++ {
+				b.Deletes = append(b.Deletes, seq)
+			}
+			apply(t, s, b)
+			if got := replayAll(t, s); len(got) != 0 {
+				t.Fatalf("after deleting all: %d records left", len(got))
+			}
+		})
 	}
 }
