@@ -377,8 +377,9 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 	}
 	b.Adds = lastPerSeq(b.Adds)
 	defer func() {
-		// Keep the slices for the next batch, without what they point to.
-		clear(b.Adds)
+		// Keep the slices for the next batch, without what they point to
+		// (lastPerSeq may have left records past the length).
+		clear(b.Adds[:cap(b.Adds)])
 		clear(tokens)
 		c.batch, c.tokens = keepable(b.Adds), keepable(tokens)
 	}()
