@@ -293,14 +293,14 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	// Encoded before the call: go-redis writes the arguments out while
-	// Run runs and keeps nothing afterwards, so the caller may reuse the
-	// batch once Apply returns.
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if dataBytes(b.Adds) >= watchMinBytes {
 		return s.interpretError(ctx, s.applyWatched(tctx, b))
 	}
+	// Encoded before the call: go-redis writes the arguments out while
+	// Run runs and keeps nothing afterwards, so the caller may reuse the
+	// batch once Apply returns.
 	nd, na := len(b.Deletes), len(b.Adds)
 	keys := make([]string, 2, 2+nd+na)
 	keys[0], keys[1] = s.ownerKey, s.seqsKey
@@ -356,15 +356,18 @@ func dataBytes(adds []store.Record) int {
 // applyWatched is Apply as a transaction with optimistic fencing: WATCH the
 // owner key, read it, and queue the batch's writes in MULTI/EXEC, which
 // Redis runs only if the owner key is unchanged since the WATCH, and
-// atomically, as it does the script. Three round trips instead of one.
+// atomically, as it does the script. Four round trips (WATCH, GET,
+// MULTI...EXEC, UNWATCH) instead of one.
 func (s *Store) applyWatched(ctx context.Context, b store.Batch) error {
 	return s.client.Watch(ctx, func(tx *goredis.Tx) error {
 		owner, err := tx.Get(ctx, s.ownerKey).Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
+		switch want := strconv.FormatInt(s.gen, 10); {
+		case errors.Is(err, goredis.Nil):
+			return fenceError("owner key is missing, not " + want)
+		case err != nil:
 			return err
-		}
-		if want := strconv.FormatInt(s.gen, 10); owner != want {
-			return fenceError("owner generation is now " + orNil(owner) + ", not " + want)
+		case owner != want:
+			return fenceError("owner generation is now " + owner + ", not " + want)
 		}
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			for chunk := range slices.Chunk(b.Deletes, applyChunk) {
@@ -404,15 +407,6 @@ func (s *Store) applyWatched(ctx context.Context, b store.Batch) error {
 type fenceError string
 
 func (e fenceError) Error() string { return fencePrefix + " " + string(e) }
-
-// orNil returns s, or "nil" for an empty string, as the script shows a
-// missing owner key.
-func orNil(s string) string {
-	if s == "" {
-		return "nil"
-	}
-	return s
-}
 
 // member is the index member of seq, also the suffix of its job key.
 func member(seq uint64) string {
