@@ -15,10 +15,10 @@ package zeroahead
 
 import "io"
 
-// Room keeps at least Min bytes past a file's end written, writing Step
-// bytes of zeros at a time. It is not safe for concurrent use, and its
-// caller must not write past the end it last passed to Extend by other
-// means while Extend runs.
+// Room keeps at least min bytes past a file's end written, writing step
+// bytes of zeros at a time (see New). It is not safe for concurrent use,
+// and its caller must not write past the end it last passed to Extend by
+// other means while Extend runs.
 type Room struct {
 	f    io.WriterAt
 	upTo int64  // the file is known to be written up to here
@@ -27,14 +27,15 @@ type Room struct {
 	zero []byte // step zeros, allocated on first use
 }
 
-// New returns a Room for f, whose first written bytes are known to be
-// written (0 for a new file, its size for one being reused).
+// New returns a Room for f whose first written bytes are already written
+// (0 for a new file, its size for a reused one). It keeps at least min
+// bytes of room and writes step bytes at a time.
 func New(f io.WriterAt, written, min, step int64) *Room {
 	return &Room{f: f, upTo: written, min: min, step: max(step, min, 1)}
 }
 
-// Extend makes sure at least Min bytes past end are written: when fewer
-// are, it writes Step bytes of zeros from end or from where the written
+// Extend makes sure at least min bytes past end are written: when fewer
+// are, it writes step bytes of zeros from end or from where the written
 // room stops, whichever is further. It reports whether it wrote; a failed
 // write leaves the Room as it was, so the next call tries again. Making the
 // zeros durable, if wanted, is the caller's business.
