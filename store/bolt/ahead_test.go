@@ -40,6 +40,7 @@ func TestRoomPastTheMarkIsWritten(t *testing.T) {
 		if err := s.Apply(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
+		checkpointNow(t, s)
 		var mark int64
 		s.db.View(func(tx *bbolt.Tx) error { mark = tx.Size(); return nil })
 		hole, err := unix.Seek(int(f.Fd()), mark, unix.SEEK_HOLE)

@@ -2,11 +2,13 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -47,7 +49,8 @@ const (
 type Option func(*config)
 
 type config struct {
-	lockTimeout time.Duration
+	lockTimeout    time.Duration
+	checkpointSize int
 }
 
 // LockTimeout sets how long Open waits for the file lock (default
@@ -61,19 +64,64 @@ func LockTimeout(d time.Duration) Option {
 	}
 }
 
-// Store is a bbolt file holding background jobs. It is safe for concurrent
-// use: bbolt serializes the Apply transactions, and Replay's reads run
-// beside them.
+// CheckpointSize sets how many bytes of journal frames start a checkpoint
+// (default DefaultCheckpointSize). Zero or less means the default.
+func CheckpointSize(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.checkpointSize = n
+		}
+	}
+}
+
+// Store is a bbolt file holding background jobs, with a journal in front
+// of it (see the package doc). It is safe for concurrent use.
 type Store struct {
 	db     *bbolt.DB
 	path   string
 	closed atomic.Bool
 
-	applyMu sync.Mutex // held by Apply across its transaction and ahead
+	// mu is held by Apply, flush and Close. It guards the journal and the
+	// operations journaled since the last checkpoint began.
+	mu       sync.Mutex
+	shut     bool     // Close has begun
+	j        *journal // the journal Apply appends to; nil until the first Apply after a checkpoint began
+	next     uint64   // the number of the next journal to create
+	pending  map[uint64][]byte
+	journal  int // bytes journaled into pending
+	ops      []op
+	ckpt     *checkpoint // the checkpoint running, or the last that failed; nil when neither
+	ckptSize int         // the journaled bytes that start a checkpoint
+
+	// writeMu is held across every bbolt write transaction and the zeroing
+	// after it: one checkpoint at a time.
+	writeMu sync.Mutex
 	ahead   *zeroAhead
-	enc     encoder // Apply's buffers, under applyMu
+	fault   error // when set, checkpoints fail with it (tests), under writeMu
+
+	// problems holds what Open's recovery found wrong in the journals,
+	// for the first Replay to report.
+	problems []problem
 
 	store.CorruptReporter // the store.Corruption capability
+}
+
+// A checkpoint writes the operations journaled in the journals numbered
+// below marker into the bbolt file, in one transaction that also records
+// marker: those journals are then no longer needed.
+type checkpoint struct {
+	marker uint64
+	ops    map[uint64][]byte // by Seq: the value to put, or nil to delete
+	bytes  int               // the journal frames that carried ops
+	done   chan struct{}     // closed when it has ended
+	err    error             // set before done closes
+}
+
+// problem is a journal frame recovery could not read: the frames after it
+// in that journal are lost.
+type problem struct {
+	key string
+	err error
 }
 
 var (
@@ -81,12 +129,32 @@ var (
 	_ store.Corruption = (*Store)(nil)
 )
 
+// The bbolt bucket holding the checkpoint marker, and its key: the number
+// of the first journal a recovery must read (8 bytes big-endian). A file
+// without them has no journal behind it.
+var (
+	metaBucket = []byte("journal")
+	markerKey  = []byte("next")
+)
+
+// DefaultCheckpointSize is how many bytes of frames the journal takes
+// before Apply starts a checkpoint in the background. Up to about twice
+// this much is kept in memory: the operations of the journal being written
+// and of the one being checkpointed.
+const DefaultCheckpointSize = 16 << 20
+
+// maxPendingCheckpoints: when checkpoints fail, Apply keeps journaling
+// (the journal is durable) until this many checkpoints' worth of
+// operations wait in memory, and then fails with the checkpoint's error.
+const maxPendingCheckpoints = 8
+
 // Open opens the bbolt file at path, creating it (mode 0600) if it does
-// not exist. Its directory must exist. If another process, or another Open
-// in this one, holds the file, Open fails after the lock timeout with an
+// not exist, and brings it up to date with its journals, if a crash left
+// any. Its directory must exist. If another process, or another Open in
+// this one, holds the file, Open fails after the lock timeout with an
 // error wrapping store.ErrLocked.
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{lockTimeout: DefaultLockTimeout}
+	cfg := config{lockTimeout: DefaultLockTimeout, checkpointSize: DefaultCheckpointSize}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -111,23 +179,94 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, interpretError(path, err)
 	}
+	var marker uint64
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
-		return err
+		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(markerKey); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: checkpoint marker of %d bytes", store.ErrCorrupt, len(v))
+			}
+			marker = binary.BigEndian.Uint64(v)
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, interpretError(path, err)
 	}
-	return &Store{db: db, path: path, ahead: newZeroAhead(path)}, nil
+	s := &Store{db: db, path: path, next: max(marker, 1), pending: make(map[uint64][]byte), ckptSize: cfg.checkpointSize}
+	s.ahead = newZeroAhead(path)
+	if err := s.recover(marker); err != nil {
+		s.ahead.close()
+		db.Close()
+		return nil, interpretError(path, err)
+	}
+	return s, nil
+}
+
+// recover reads the journals numbered from marker on, oldest first, and
+// checkpoints what they hold; it removes every journal once none is
+// needed. A frame that does not check ends its journal: in the newest that
+// is the write a crash interrupted (never acknowledged, so dropped
+// silently), in any other it is damage, kept as a problem for Replay to
+// report.
+func (s *Store) recover(marker uint64) error {
+	numbers, err := listJournals(s.path)
+	if err != nil {
+		return err
+	}
+	for i, n := range numbers {
+		s.next = max(s.next, n+1)
+		if n < marker {
+			continue
+		}
+		data, err := os.ReadFile(journalName(s.path, n))
+		if err != nil {
+			return err
+		}
+		_, err = readFrames(n, data, func(o op) { s.pending[o.seq] = o.value })
+		if err != nil && i < len(numbers)-1 {
+			s.problems = append(s.problems, problem{key: filepath.Base(journalName(s.path, n)), err: fmt.Errorf("%w: journal %d: %v; the frames after it are lost", store.ErrCorrupt, n, err)})
+		}
+	}
+	if len(s.pending) > 0 {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	return s.removeJournals(s.next)
+}
+
+// removeJournals removes the journals numbered below upTo. A removal that
+// a crash undoes is harmless: recovery skips journals below the marker.
+func (s *Store) removeJournals(upTo uint64) error {
+	numbers, err := listJournals(s.path)
+	if err != nil {
+		return err
+	}
+	for _, n := range numbers {
+		if n >= upTo {
+			break
+		}
+		if err := os.Remove(journalName(s.path, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Path is the file the store was opened on.
 func (s *Store) Path() string { return s.path }
 
-// Apply writes b's adds and deletes in one transaction, durable when it
-// returns nil. Values are encoded before the transaction starts, so the
-// single writer lock is held only for the B+tree work and the fsyncs.
+// Apply appends b to the journal as one frame, durable when it returns
+// nil, and starts a checkpoint in the background once the journal has
+// taken the checkpoint size since the last one began.
 func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if s.closed.Load() {
 		return store.ErrClosed
@@ -138,94 +277,170 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	keys, values := s.enc.encode(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return store.ErrClosed
+	}
+	if c := s.ckpt; c != nil && ended(c) && c.err != nil && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
+		// Checkpoints have failed while the journal grew: retry one here,
+		// and take no more until one succeeds.
+		if err := s.flush(); err != nil {
+			return fmt.Errorf("bolt: %s: %d KiB of journal wait for a checkpoint, which failed: %w", s.path, (s.journal+c.bytes)>>10, err)
+		}
+	}
+	if s.j == nil {
+		j, err := createJournal(s.path, s.next)
+		if err != nil {
+			return interpretError(s.path, err)
+		}
+		s.j, s.next = j, s.next+1
+	}
+	frame, ops := encodeFrame(s.j.number, b, s.ops[:0])
+	if len(frame)-frameHeaderSize > maxFrame {
+		return fmt.Errorf("bolt: %s: a batch of %d MiB: %w", s.path, len(frame)>>20, store.ErrTooLarge)
+	}
+	if err := s.j.append(frame); err != nil {
+		return interpretError(s.path, err)
+	}
+	for _, o := range ops {
+		s.pending[o.seq] = o.value
+	}
+	clear(ops) // the values stay reachable through pending only
+	s.ops = ops
+	s.journal += len(frame)
+	if s.journal >= s.ckptSize {
+		s.startCheckpoint()
+	}
+	return nil
+}
+
+// ended reports whether c has ended.
+func ended(c *checkpoint) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// startCheckpoint begins a checkpoint of pending in the background, unless
+// one is still running: then a later Apply starts it. Called with mu held.
+func (s *Store) startCheckpoint() {
+	if s.ckpt != nil && !ended(s.ckpt) {
+		return
+	}
+	c := s.freeze()
+	go func() {
+		s.writeMu.Lock()
+		c.err = s.write(c)
+		s.writeMu.Unlock()
+		close(c.done)
+	}()
+}
+
+// freeze turns pending into a new checkpoint, taking back the operations
+// of the last one if it failed (they are older), and closes the journal:
+// the next Apply starts a new one. Called with mu held and no checkpoint
+// running.
+func (s *Store) freeze() *checkpoint {
+	bytes := s.journal
+	if c := s.ckpt; c != nil && c.err != nil {
+		for seq, v := range c.ops {
+			if _, newer := s.pending[seq]; !newer {
+				s.pending[seq] = v
+			}
+		}
+		bytes += c.bytes
+	}
+	if s.j != nil {
+		// Every frame in it is durable; closing loses nothing.
+		_ = s.j.close()
+		s.j = nil
+	}
+	c := &checkpoint{marker: s.next, ops: s.pending, bytes: bytes, done: make(chan struct{})}
+	s.ckpt = c
+	s.pending = make(map[uint64][]byte, len(c.ops))
+	s.journal = 0
+	return c
+}
+
+// flush waits for the checkpoint running, if any, and checkpoints what is
+// pending: afterwards the bbolt file holds every operation Apply
+// acknowledged. Called with mu held.
+func (s *Store) flush() error {
+	if c := s.ckpt; c != nil {
+		<-c.done
+		if c.err == nil {
+			s.ckpt = nil
+		}
+	}
+	if len(s.pending) == 0 && s.ckpt == nil {
+		return nil
+	}
+	c := s.freeze()
+	s.writeMu.Lock()
+	c.err = s.write(c)
+	s.writeMu.Unlock()
+	close(c.done)
+	if c.err != nil {
+		return interpretError(s.path, c.err)
+	}
+	s.ckpt = nil
+	return nil
+}
+
+// write applies c's operations to the bbolt file in one transaction, in
+// Seq order, with c's marker, then removes the journals it made redundant.
+// Called with writeMu held.
+func (s *Store) write(c *checkpoint) error {
+	if s.fault != nil {
+		return s.fault
+	}
+	seqs := make([]uint64, 0, len(c.ops))
+	for seq := range c.ops {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	// bbolt wants keys to stay valid until the transaction ends.
+	keys := make([]byte, 0, len(seqs)*store.KeySize+store.KeySize)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		bk := tx.Bucket(bucket)
-		if bk == nil {
-			return fmt.Errorf("%w: bucket %q is missing", store.ErrCorrupt, bucket)
+		bk, meta := tx.Bucket(bucket), tx.Bucket(metaBucket)
+		if bk == nil || meta == nil {
+			return fmt.Errorf("%w: bucket %q or %q is missing", store.ErrCorrupt, bucket, metaBucket)
 		}
 		// Seqs only grow, so adds land at the right edge of the tree: a
-		// full page is never split again, and a commit writes fewer of
-		// them than at bbolt's default half fill.
+		// full page is never split again, and fewer pages are written
+		// than at bbolt's default half fill.
 		bk.FillPercent = 1.0
-		for i := range b.Deletes {
-			if err := bk.Delete(keys[len(b.Adds)+i]); err != nil {
+		for _, seq := range seqs {
+			keys = store.AppendKey(keys, seq)
+			k := keys[len(keys)-store.KeySize:]
+			var err error
+			if v := c.ops[seq]; v == nil {
+				err = bk.Delete(k)
+			} else {
+				err = bk.Put(k, v)
+			}
+			if err != nil {
 				return err
 			}
 		}
-		for i := range b.Adds {
-			if err := bk.Put(keys[i], values[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		keys = binary.BigEndian.AppendUint64(keys, c.marker)
+		return meta.Put(markerKey, keys[len(keys)-8:])
 	})
 	if err != nil {
-		return interpretError(s.path, err)
+		return err
 	}
 	var mark int64 // the high-water mark, now committed
 	if s.db.View(func(tx *bbolt.Tx) error { mark = tx.Size(); return nil }) == nil {
 		s.ahead.extend(mark)
 	}
+	// The marker is durable: a failed removal leaves a journal that
+	// recovery skips, and is not an error of the checkpoint.
+	_ = s.removeJournals(c.marker)
 	return nil
-}
-
-// encoder holds the buffers Apply encodes a batch into. bbolt points at
-// them until the transaction ends, so the next Apply may reuse them, and
-// only Apply, under applyMu, uses them.
-type encoder struct {
-	keyBuf, valBuf []byte
-	keys, values   [][]byte
-}
-
-// maxKeptEncoding bounds the value bytes an encoder keeps between batches,
-// and a 64th of it the records: one large batch should not pin its memory
-// for good.
-const maxKeptEncoding = 1 << 20
-
-// encode returns the keys of b's adds then of its deletes, and the values
-// of its adds, carved from the encoder's buffers (grown when too small).
-// They are valid until the next encode.
-func (e *encoder) encode(b store.Batch) (keys, values [][]byte) {
-	n := b.Len()
-	keyBuf := reuse(e.keyBuf, n*store.KeySize)
-	keys = reuse(e.keys, n)
-	size := 0
-	for i := range b.Adds {
-		r := &b.Adds[i]
-		// Two bytes of header, three varints and four length-prefixed
-		// strings: 40 bytes covers every varint.
-		size += 40 + len(r.Handle) + len(r.Function) + len(r.Unique) + len(r.Reducer) + len(r.Data)
-		keyBuf = store.AppendKey(keyBuf, r.Seq)
-		keys = append(keys, keyBuf[len(keyBuf)-store.KeySize:])
-	}
-	for _, seq := range b.Deletes {
-		keyBuf = store.AppendKey(keyBuf, seq)
-		keys = append(keys, keyBuf[len(keyBuf)-store.KeySize:])
-	}
-	valBuf := reuse(e.valBuf, size)
-	values = reuse(e.values, len(b.Adds))
-	for i := range b.Adds {
-		start := len(valBuf)
-		valBuf = store.AppendValue(valBuf, &b.Adds[i])
-		values = append(values, valBuf[start:len(valBuf):len(valBuf)])
-	}
-	*e = encoder{keyBuf, valBuf, keys, values}
-	if cap(valBuf) > maxKeptEncoding || cap(keys) > maxKeptEncoding/64 {
-		*e = encoder{} // keep nothing that points at a large batch either
-	}
-	return keys, values
-}
-
-// reuse returns s emptied when it has room for n elements, else a new
-// slice with that room.
-func reuse[E any](s []E, n int) []E {
-	if cap(s) < n {
-		return make([]E, 0, n)
-	}
-	return s[:0]
 }
 
 // Replay calls fn for every stored record in ascending Seq order, with no
@@ -235,7 +450,22 @@ func (s *Store) Replay(ctx context.Context, fn func(store.Record) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	s.mu.Lock()
+	problems := s.problems
+	s.problems = nil
+	s.mu.Unlock()
+	for _, p := range problems {
+		s.ReportCorrupt(p.key, p.err)
+	}
 	read := func(from []byte) ([]store.Entry, []byte, error) {
+		// What Apply journaled, before Replay or from fn, is read from
+		// the bbolt file like the rest.
+		s.mu.Lock()
+		err := s.flush()
+		s.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
 		chunk, next, err := s.readChunk(from)
 		return chunk, next, interpretError(s.path, err)
 	}
@@ -283,17 +513,28 @@ func (s *Store) readChunk(from []byte) (chunk []store.Entry, next []byte, err er
 	return chunk, next, err
 }
 
-// Close closes the file and releases its lock. Later calls of any method
-// return store.ErrClosed, except Close, which returns nil. It waits for an
-// Apply in flight to finish.
+// Close checkpoints what the journal holds, removes the journals, closes
+// the file and releases its lock. Later calls of any method return
+// store.ErrClosed, except Close, which returns nil. It waits for an Apply
+// in flight to finish. If the last checkpoint fails, the journals stay for
+// the next Open to recover, and Close returns the error.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.applyMu.Lock()
+	s.mu.Lock()
+	s.shut = true
+	err := s.flush()
+	if s.j != nil {
+		_ = s.j.close()
+		s.j = nil
+	}
+	if err == nil {
+		err = interpretError(s.path, s.removeJournals(s.next))
+	}
+	s.mu.Unlock()
 	s.ahead.close()
-	s.applyMu.Unlock()
-	return interpretError(s.path, s.db.Close())
+	return errors.Join(err, interpretError(s.path, s.db.Close()))
 }
 
 // interpretError maps bbolt's and the system's errors to the store

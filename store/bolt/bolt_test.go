@@ -29,10 +29,22 @@ func openAt(tb testing.TB, path string) *Store {
 	return s
 }
 
+// checkpointNow writes everything journaled into the bbolt file, for a
+// test that looks at or writes into the file itself.
+func checkpointNow(tb testing.TB, s *Store) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flush(); err != nil {
+		tb.Fatalf("checkpoint: %v", err)
+	}
+}
+
 // corrupt overwrites the stored value of seq with bytes DecodeRecord
 // rejects (an unknown version), straight through bbolt.
 func corrupt(tb testing.TB, s *Store, seq uint64) {
 	tb.Helper()
+	checkpointNow(tb, s)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucket).Put(store.AppendKey(nil, seq), []byte{0xee, 0, 0})
 	})
@@ -307,6 +319,7 @@ func TestSequentialAddsFillPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkpointNow(t, s)
 	var st bbolt.BucketStats
 	s.db.View(func(tx *bbolt.Tx) error { st = tx.Bucket(bucket).Stats(); return nil })
 	if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.85 {

@@ -6,7 +6,7 @@
 //
 // # On-disk layout
 //
-// The file holds one bucket, "jobs". Each stored job is one key/value pair
+// The jobs live in the bucket "jobs". Each stored job is one key/value pair
 // in the shared encoding of store/record.go (store.AppendKey and
 // store.AppendValue):
 //
@@ -22,21 +22,55 @@
 // adds land at the tree's right edge, and pages are filled whole when they
 // split (FillPercent 1.0, not bbolt's default half).
 //
-// # Durability
+// A second bucket, "journal", holds one key, "next": the checkpoint
+// marker, 8 bytes big-endian (see Durability).
 //
-// Apply is one read-write transaction holding every put and delete of the
-// batch. bbolt writes the dirty pages, fsyncs them, then writes and fsyncs
-// the meta page that makes them current (NoSync stays false), so Apply
-// returning nil means the whole batch is on disk, and a crash at any point
-// leaves either the old tree or the new one: one transaction, two fsyncs,
-// per batch, however many records it holds. Batching is the Committer's
-// job, not the driver's.
+// # Durability: the journal
 //
-// After each Apply the store writes zeros into the next few MiB past
-// bbolt's high-water mark (ahead.go), so that commits growing the file
-// overwrite blocks rather than fill holes, and their fdatasync need not
-// also commit a block allocation. The file is therefore up to 6 MiB larger
-// than bbolt alone would make it; bbolt never reads that room.
+// A bbolt commit costs two fdatasyncs, one for the data pages and one for
+// the meta page that makes them current, and on the virtual disks measured
+// here a flush costs CPU as well as waiting. So Apply does not commit to
+// bbolt. It appends the batch as one checksummed frame to a journal file
+// beside the bbolt file ("<file>.journal.<number>", layout in journal.go)
+// and makes it durable with one fdatasync: Apply returning nil means the
+// batch is on disk, whole (a frame is all or nothing).
+//
+// Once the journal has taken CheckpointSize bytes (16 MiB by default)
+// since the last checkpoint began, Apply starts a checkpoint in the
+// background and the next Apply starts a new journal. A checkpoint writes
+// the operations of the journals before that one into the bbolt file in
+// one ordinary transaction (two fdatasyncs, whatever its size), in Seq
+// order, with a job added and deleted within it never written, and records
+// there the number of the first journal still needed: the checkpoint
+// marker. It then removes the journals below the marker. Only one
+// checkpoint runs at a time; until it ends, Apply keeps writing the newest
+// journal. If checkpoints fail (a full disk), Apply keeps journaling until
+// eight checkpoints' worth waits in memory, then fails with the
+// checkpoint's error until one succeeds.
+//
+// Open reads the journals from the marker on, oldest first, checkpoints
+// them and removes them, before Replay. A frame that does not check ends
+// its journal. In the newest journal that is the write a crash interrupted,
+// which was never acknowledged; in any other it is damage, and the first
+// Replay reports it to the store.Corruption handler under the journal's
+// name. Replay and Close checkpoint what is journaled first, so Replay
+// reads the bbolt file alone and a cleanly closed store is that file
+// alone.
+//
+// A crash at any point leaves a bbolt file that is either before or after
+// a checkpoint (bbolt's own guarantee) and the journals that checkpoint
+// had not yet made redundant. The operations are idempotent: an add
+// replaces, a delete of a missing Seq does nothing, so recovery may replay
+// a journal onto a file that already holds part of it.
+//
+// The operations journaled since the last checkpoint are kept in memory
+// until the next one has written them, up to about twice CheckpointSize.
+//
+// After each checkpoint, and as each journal grows, the store writes zeros
+// past the file's end (ahead.go; journal.go), so that commits overwrite
+// blocks rather than fill holes, and their fdatasync need not also commit
+// a block allocation. The bbolt file is therefore up to 6 MiB larger than
+// bbolt alone would make it; bbolt never reads that room.
 //
 // # Locking
 //
@@ -44,7 +78,8 @@
 // second Open in the same process) waits at most the lock timeout (500ms
 // by default, see LockTimeout) and then fails with an error wrapping
 // store.ErrLocked that names the file. The kernel drops the lock when its
-// holder dies, so a restart after kill -9 never finds a stale lock.
+// holder dies, so a restart after kill -9 never finds a stale lock. The
+// journals are read and written only by the lock's holder.
 //
 // # Replay
 //
@@ -54,5 +89,6 @@
 // callback that calls Apply (or a Replay of millions of jobs running beside
 // writes) could otherwise stall or deadlock. A value that does not decode
 // is skipped, left in the file, and reported to the store.Corruption
-// handler.
+// handler. Each chunk first checkpoints what was journaled before it, so a
+// callback's Apply is seen by the chunks after it.
 package bolt

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	if dir := os.Getenv("GEARMAND_PEBBLE_WRITE"); dir != "" {
-		writeUntilKilled(dir)
+		storetest.WriteUntilKilled(func() (store.Store, error) { return Open(dir) })
 		return
 	}
 	goleak.VerifyTestMain(m)
