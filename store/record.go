@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"gearmand/store/internal/fields"
 )
 
 // The key/value encoding used by the embedded stores (bolt, pebble).
@@ -58,32 +60,33 @@ func DecodeRecord(key, value []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	d := decoder{b: value}
-	if v := d.byte(); v != recordVersion {
-		if d.err != nil {
-			return Record{}, d.corrupt(seq)
+	d := fields.NewReader(value)
+	corrupt := func() error { return fmt.Errorf("%w: record %d: %v", ErrCorrupt, seq, d.Err()) }
+	if v := d.Byte(); v != recordVersion {
+		if d.Err() != nil {
+			return Record{}, corrupt()
 		}
 		return Record{}, fmt.Errorf("%w: record %d has version %d, want %d", ErrCorrupt, seq, v, recordVersion)
 	}
-	r := Record{Seq: seq, Priority: Priority(d.byte())}
+	r := Record{Seq: seq, Priority: Priority(d.Byte())}
 	if r.Priority > 2 {
 		return Record{}, fmt.Errorf("%w: record %d has priority %d", ErrCorrupt, seq, r.Priority)
 	}
-	attempts := d.uvarint()
+	attempts := d.Uvarint()
 	if attempts > 1<<32-1 {
 		return Record{}, fmt.Errorf("%w: record %d has %d attempts", ErrCorrupt, seq, attempts)
 	}
 	r.Attempts = uint32(attempts)
-	r.RunAt = fromUnixNano(d.varint())
-	r.Created = fromUnixNano(d.varint())
-	r.Handle = d.string()
-	r.Function = d.string()
-	r.Unique = d.string()
-	r.Reducer = d.string()
-	if d.err != nil {
-		return Record{}, d.corrupt(seq)
+	r.RunAt = fromUnixNano(d.Varint())
+	r.Created = fromUnixNano(d.Varint())
+	r.Handle = d.String()
+	r.Function = d.String()
+	r.Unique = d.String()
+	r.Reducer = d.String()
+	if d.Err() != nil {
+		return Record{}, corrupt()
 	}
-	r.Data = append([]byte(nil), d.b...)
+	r.Data = append([]byte(nil), d.Rest()...)
 	return r, nil
 }
 
@@ -99,70 +102,4 @@ func fromUnixNano(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
-}
-
-// decoder reads fields from a value, remembering the first error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) corrupt(seq uint64) error {
-	return fmt.Errorf("%w: record %d: %v", ErrCorrupt, seq, d.err)
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail("field longer than the value")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) fail(why string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s", why)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"gearmand/store"
+	"gearmand/store/internal/fields"
 	"gearmand/store/internal/zeroahead"
 )
 
@@ -193,18 +194,22 @@ func frameCRC(n uint64, length, payload []byte) uint32 {
 // deletes then its adds, with values pointing into p. On error the ops it
 // appended are not to be used.
 func decodePayload(p []byte, ops []op) ([]op, error) {
-	d := payloadDecoder{p: p}
-	for n := d.count(); n > 0; n-- {
-		ops = append(ops, op{seq: d.uvarint()})
+	d := fields.NewReader(p)
+	for n := d.Count(); n > 0; n-- {
+		ops = append(ops, op{seq: d.Uvarint()})
 	}
-	for n := d.count(); n > 0; n-- {
-		seq := d.uvarint()
-		ops = append(ops, op{seq: seq, value: d.bytes(d.uvarint())})
+	for n := d.Count(); n > 0; n-- {
+		seq := d.Uvarint()
+		value := d.Bytes(d.Uvarint())
+		if d.Err() == nil && len(value) == 0 {
+			return ops, errors.New("an add with an empty value")
+		}
+		ops = append(ops, op{seq: seq, value: value})
 	}
-	if d.err == nil && len(d.p) != 0 {
-		d.err = fmt.Errorf("%d bytes after the last add", len(d.p))
+	if d.Err() == nil && len(d.Rest()) != 0 {
+		return ops, fmt.Errorf("%d bytes after the last add", len(d.Rest()))
 	}
-	return ops, d.err
+	return ops, d.Err()
 }
 
 // errFrameEnd reports that a journal's frames stop before its end: a frame
@@ -260,48 +265,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// payloadDecoder reads a payload front to back; the first fault sticks in
-// err, after which every read returns zero.
-type payloadDecoder struct {
-	p   []byte
-	err error
-}
-
-func (d *payloadDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.err = errors.New("a bad varint")
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-// count reads a count of items, each at least one byte long: more than
-// the bytes left is a fault.
-func (d *payloadDecoder) count() uint64 {
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.p)) {
-		d.err = fmt.Errorf("a count of %d with %d bytes left", n, len(d.p))
-		return 0
-	}
-	return n
-}
-
-func (d *payloadDecoder) bytes(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n == 0 || n > uint64(len(d.p)) {
-		d.err = fmt.Errorf("a value of %d bytes, %d left", n, len(d.p))
-		return nil
-	}
-	b := d.p[:n:n]
-	d.p = d.p[n:]
-	return b
 }
