@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -104,6 +105,9 @@ type Options struct {
 	Namespace string
 	// Extra holds driver-specific settings by name.
 	Extra map[string]string
+	// Logger is where a driver logs what an operator should know (nil:
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // OpenFunc opens a driver's Store.

@@ -206,7 +206,9 @@ func start(o *options, stderr io.Writer, replayCtx context.Context) (_ *process,
 
 	cfg := o.serverConfig(lg.logger)
 	if o.storeDriver != "" {
-		st, err := store.Open(context.Background(), o.storeDriver, o.store)
+		so := o.store
+		so.Logger = lg.logger
+		st, err := store.Open(context.Background(), o.storeDriver, so)
 		if err != nil {
 			return nil, fmt.Errorf("--queue-type=%s: %w", o.queueType, err)
 		}

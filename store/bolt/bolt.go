@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,7 @@ func init() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		return Open(o.Path)
+		return Open(o.Path, Logger(o.Logger))
 	})
 }
 
@@ -50,6 +51,7 @@ type Option func(*config)
 
 type config struct {
 	lockTimeout    time.Duration
+	logger         *slog.Logger
 	checkpointSize int
 }
 
@@ -70,6 +72,17 @@ func CheckpointSize(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.checkpointSize = n
+		}
+	}
+}
+
+// Logger sets where the store's log lines go (default slog.Default()):
+// a journal recovered at Open (a warning: the last stop was not clean),
+// and checkpoints that start (a warning) or stop failing.
+func Logger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
 		}
 	}
 }
@@ -98,6 +111,8 @@ type Store struct {
 	writeMu sync.Mutex
 	ahead   *zeroAhead
 	fault   error // when set, checkpoints fail with it (tests), under writeMu
+	failing bool  // the last checkpoint failed, under writeMu
+	log     *slog.Logger
 
 	// problems holds what Open's recovery found wrong in the journals,
 	// for the first Replay to report.
@@ -154,7 +169,7 @@ const maxPendingCheckpoints = 8
 // this one, holds the file, Open fails after the lock timeout with an
 // error wrapping store.ErrLocked.
 func Open(path string, opts ...Option) (*Store, error) {
-	cfg := config{lockTimeout: DefaultLockTimeout, checkpointSize: DefaultCheckpointSize}
+	cfg := config{lockTimeout: DefaultLockTimeout, checkpointSize: DefaultCheckpointSize, logger: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -200,7 +215,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, interpretError(path, err)
 	}
-	s := &Store{db: db, path: path, next: max(marker, 1), pending: make(map[uint64][]byte), ckptSize: cfg.checkpointSize}
+	s := &Store{db: db, path: path, next: max(marker, 1), pending: make(map[uint64][]byte), ckptSize: cfg.checkpointSize, log: cfg.logger}
 	s.ahead = newZeroAhead(path)
 	if err := s.recover(marker); err != nil {
 		s.ahead.close()
@@ -236,9 +251,11 @@ func (s *Store) recover(marker uint64) error {
 		}
 	}
 	if len(s.pending) > 0 {
+		start, ops := time.Now(), len(s.pending)
 		if err := s.flush(); err != nil {
 			return err
 		}
+		s.log.Warn("bolt: the last stop was not clean; recovered the journal", "file", s.path, "jobs_added_or_deleted", ops, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return s.removeJournals(s.next)
 }
@@ -285,8 +302,9 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if c := s.ckpt; c != nil && ended(c) && c.err != nil && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
 		// Checkpoints have failed while the journal grew: retry one here,
 		// and take no more until one succeeds.
+		waiting := s.journal + c.bytes
 		if err := s.flush(); err != nil {
-			return fmt.Errorf("bolt: %s: %d KiB of journal wait for a checkpoint, which failed: %w", s.path, (s.journal+c.bytes)>>10, err)
+			return fmt.Errorf("bolt: %s: %d KiB of journal wait for a checkpoint, which failed: %w", s.path, waiting>>10, err)
 		}
 	}
 	if s.j == nil {
@@ -331,13 +349,23 @@ func (s *Store) startCheckpoint() {
 	if s.ckpt != nil && !ended(s.ckpt) {
 		return
 	}
-	c := s.freeze()
-	go func() {
-		s.writeMu.Lock()
-		c.err = s.write(c)
-		s.writeMu.Unlock()
-		close(c.done)
-	}()
+	go s.run(s.freeze())
+}
+
+// run writes c and ends it, saying in the log when checkpoints start or
+// stop failing.
+func (s *Store) run(c *checkpoint) {
+	s.writeMu.Lock()
+	c.err = s.write(c)
+	switch {
+	case c.err != nil && !s.failing:
+		s.log.Warn("bolt: a checkpoint failed; new jobs are still journaled, durably, and the checkpoint is retried", "file", s.path, "err", c.err)
+	case c.err == nil && s.failing:
+		s.log.Info("bolt: checkpoints work again", "file", s.path)
+	}
+	s.failing = c.err != nil
+	s.writeMu.Unlock()
+	close(c.done)
 }
 
 // freeze turns pending into a new checkpoint, taking back the operations
@@ -380,10 +408,7 @@ func (s *Store) flush() error {
 		return nil
 	}
 	c := s.freeze()
-	s.writeMu.Lock()
-	c.err = s.write(c)
-	s.writeMu.Unlock()
-	close(c.done)
+	s.run(c)
 	if c.err != nil {
 		return interpretError(s.path, c.err)
 	}

@@ -1,10 +1,12 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,7 +287,8 @@ func TestDamagedJournalReported(t *testing.T) {
 // one succeeds, and nothing acknowledged is lost.
 func TestFailingCheckpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
-	s, err := Open(path, CheckpointSize(4<<10))
+	var logged bytes.Buffer
+	s, err := Open(path, CheckpointSize(4<<10), Logger(slog.New(slog.NewTextHandler(&logged, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +325,11 @@ func TestFailingCheckpoints(t *testing.T) {
 	apply(t, s, []uint64{acked + 1})
 	if got := seqsOf(t, s); !slices.Equal(got, span(1, acked+1)) {
 		t.Fatalf("after the disk healed: %d records, want %d", len(got), acked+1)
+	}
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "no space left") ||
+		!strings.Contains(lines[1], "level=INFO") || !strings.Contains(lines[1], "checkpoints work again") {
+		t.Errorf("logged:\n%s\nwant one warning naming the error, then one line saying checkpoints work again", logged.String())
 	}
 }
 

@@ -22,7 +22,7 @@ func init() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		return Open(o.Path)
+		return Open(o.Path, Logger(o.Logger))
 	})
 }
 
