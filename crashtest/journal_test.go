@@ -1,12 +1,10 @@
 package crashtest
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"gearmand/client"
 )
@@ -19,12 +17,7 @@ func TestBoltJournal(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "gearmand.db")
 	g := newGearmand(t, "-q", "bolt", "--bolt-file", file, "--verbose", "WARNING")
 	l := g.start()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, l.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := dial(t, l.addr)
 	const jobs = 100
 	for i := range jobs {
 		if _, err := c.SubmitBackground(ctx, "journaled", fmt.Sprintf("u%d", i), []byte("x"), client.Normal); err != nil {

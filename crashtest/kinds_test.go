@@ -51,13 +51,7 @@ func TestEveryKindOfJobSurvives(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			g := newGearmand(t, append(st.args(t), writeThrough...)...)
 			l := g.start()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c, err := client.Dial(ctx, l.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			ctx, c := dial(t, l.addr)
 
 			large := make([]byte, 1<<20)
 			for i := range large {
@@ -112,6 +106,7 @@ func TestEveryKindOfJobSurvives(t *testing.T) {
 						return c.SubmitBackground(ctx, kindsFunction, j.unique, j.data, client.Normal)
 					}
 				}
+				var err error
 				if j.handle, err = do(j); err != nil {
 					t.Fatalf("submitting the %s job: %v", j.id, err)
 				}

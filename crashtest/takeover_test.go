@@ -1,10 +1,8 @@
 package crashtest
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"gearmand/client"
 	"gearmand/store/postgres/pgtest"
@@ -32,13 +30,7 @@ func TestTakenOverServerExits(t *testing.T) {
 			first := g.start()
 			second := g.start()
 
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c, err := client.Dial(ctx, first.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			ctx, c := dial(t, first.addr)
 			if h, err := c.SubmitBackground(ctx, function, "to-the-fenced", payload("to-the-fenced"), client.Normal); err == nil {
 				t.Fatalf("the server whose namespace was taken over acknowledged a job (%s)", h)
 			}

@@ -8,12 +8,12 @@ import (
 
 // The file grows at its end: bbolt allocates new pages past its high-water
 // mark, into room it made by extending the file with ftruncate, which
-// leaves a hole. So Apply keeps the room past the high-water mark written
-// with zeros (see package zeroahead): commits that grow the file overwrite
-// blocks, and the allocation is paid once per zeroAheadStep, in a write and
-// fsync of its own.
+// leaves a hole. So each checkpoint keeps the room past the high-water
+// mark written with zeros (see package zeroahead): commits that grow the
+// file overwrite blocks, and the allocation is paid once per
+// zeroAheadStep, in a write and fsync of its own.
 const (
-	// zeroAheadMin is the written room below which Apply writes more.
+	// zeroAheadMin is the written room below which a checkpoint writes more.
 	zeroAheadMin = 2 << 20
 	// zeroAheadStep is how much it writes then (the file stays at most
 	// this much larger than bbolt would make it).
@@ -24,7 +24,7 @@ const (
 // a page there (no committed page points past the mark, and it writes such
 // a page before the commit that points at it), so the zeros change nothing
 // it sees; they only turn holes into written blocks. Callers must make sure
-// no write transaction runs meanwhile: Apply holds applyMu around both.
+// no write transaction runs meanwhile: checkpoints hold writeMu around both.
 type zeroAhead struct {
 	f    *os.File // opened for writing only; nil when that failed
 	room *zeroahead.Room

@@ -14,7 +14,7 @@ import (
 	"gearmand/store"
 )
 
-// After every Apply the file holds written blocks, not holes, for at least
+// After every checkpoint the file holds written blocks, not holes, for at least
 // zeroAheadMin bytes past bbolt's high-water mark, however far a batch
 // moved the mark; and the zeros change nothing bbolt reads back.
 func TestRoomPastTheMarkIsWritten(t *testing.T) {

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,6 +93,7 @@ func Logger(l *slog.Logger) Option {
 type Store struct {
 	db     *bbolt.DB
 	path   string
+	id     []byte // the file's identity, in its journals' headers
 	closed atomic.Bool
 
 	// mu is held by Apply, flush and Close. It guards the journal and the
@@ -144,24 +146,30 @@ var (
 	_ store.Corruption = (*Store)(nil)
 )
 
-// The bbolt bucket holding the checkpoint marker, and its key: the number
-// of the first journal a recovery must read (8 bytes big-endian). A file
-// without them has no journal behind it.
+// The bbolt bucket of the journal's bookkeeping: the checkpoint marker,
+// the number of the first journal a recovery must read (8 bytes
+// big-endian; a file without it has no journal behind it), and the file's
+// identity, 16 random bytes written when the bucket is created, which
+// every journal of the file repeats in its header.
 var (
 	metaBucket = []byte("journal")
 	markerKey  = []byte("next")
+	idKey      = []byte("id")
 )
 
 // DefaultCheckpointSize is how many bytes of frames the journal takes
-// before Apply starts a checkpoint in the background. Up to about twice
-// this much is kept in memory: the operations of the journal being written
-// and of the one being checkpointed.
+// before Apply starts a checkpoint in the background. About twice this
+// much is kept in memory, the operations of the journal being written and
+// of the one being checkpointed, and at most maxPendingCheckpoints times
+// it.
 const DefaultCheckpointSize = 16 << 20
 
-// maxPendingCheckpoints: when checkpoints fail, Apply keeps journaling
-// (the journal is durable) until this many checkpoints' worth of
-// operations wait in memory, and then fails with the checkpoint's error.
-const maxPendingCheckpoints = 8
+// maxPendingCheckpoints bounds the operations waiting in memory for a
+// checkpoint, in checkpoints' worth. When checkpoints fall that far
+// behind, Apply waits for the one running; when they fail, Apply keeps
+// journaling (the journal is durable) up to this bound, then fails with
+// the checkpoint's error until one succeeds.
+const maxPendingCheckpoints = 4
 
 // Open opens the bbolt file at path, creating it (mode 0600) if it does
 // not exist, and brings it up to date with its journals, if a crash left
@@ -195,6 +203,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, interpretError(path, err)
 	}
 	var marker uint64
+	var id []byte
 	err = db.Update(func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
 			return err
@@ -209,13 +218,24 @@ func Open(path string, opts ...Option) (*Store, error) {
 			}
 			marker = binary.BigEndian.Uint64(v)
 		}
+		id = append([]byte(nil), meta.Get(idKey)...)
+		if len(id) == 0 {
+			id = make([]byte, idSize)
+			if _, err := rand.Read(id); err != nil {
+				return err
+			}
+			return meta.Put(idKey, id)
+		}
+		if len(id) != idSize {
+			return fmt.Errorf("%w: file identity of %d bytes", store.ErrCorrupt, len(id))
+		}
 		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, interpretError(path, err)
 	}
-	s := &Store{db: db, path: path, next: max(marker, 1), pending: make(map[uint64][]byte), ckptSize: cfg.checkpointSize, log: cfg.logger}
+	s := &Store{db: db, path: path, next: max(marker, 1), id: id, pending: make(map[uint64][]byte), ckptSize: cfg.checkpointSize, log: cfg.logger}
 	s.ahead = newZeroAhead(path)
 	if err := s.recover(marker); err != nil {
 		s.ahead.close()
@@ -227,33 +247,61 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 // recover reads the journals numbered from marker on, oldest first, and
 // checkpoints what they hold; it removes every journal once none is
-// needed. A frame that does not check ends its journal: in the newest that
-// is the write a crash interrupted (never acknowledged, so dropped
-// silently), in any other it is damage, kept as a problem for Replay to
-// report.
+// needed.
+//
+// Those journals must be numbered marker, marker+1, … with no gap (Apply
+// creates them in that order, and only a checkpoint that recorded a later
+// marker removes one). Any others belong to another copy of the file (a
+// file deleted or restored from a backup beside a crashed server's
+// journals): Open then refuses, rather than mix the two.
+//
+// A frame that does not check ends its journal. Followed by zeros only, it
+// is the write a crash or a failed Apply cut short, never acknowledged, and
+// is dropped silently. Followed by anything else it is damage: the journal
+// is kept as "<journal>.damaged" for salvage, logged, and reported to the
+// first Replay's corruption handler.
 func (s *Store) recover(marker uint64) error {
 	numbers, err := listJournals(s.path)
 	if err != nil {
 		return err
 	}
-	for i, n := range numbers {
+	expect := max(marker, 1)
+	var damaged []string
+	for _, n := range numbers {
 		s.next = max(s.next, n+1)
 		if n < marker {
 			continue
 		}
-		data, err := os.ReadFile(journalName(s.path, n))
+		name := journalName(s.path, n)
+		if n != expect {
+			return fmt.Errorf("%w: %s is not the journal %s expects next (number %d): it belongs to another copy of the file; move the file's journals (%s.journal.*) away to start without them",
+				store.ErrCorrupt, filepath.Base(name), filepath.Base(s.path), expect, filepath.Base(s.path))
+		}
+		expect++
+		data, err := os.ReadFile(name)
 		if err != nil {
 			return err
 		}
-		_, err = readFrames(n, data, func(o op) { s.pending[o.seq] = o.value })
-		if err != nil && i < len(numbers)-1 {
-			s.problems = append(s.problems, problem{key: filepath.Base(journalName(s.path, n)), err: fmt.Errorf("%w: journal %d: %v; the frames after it are lost", store.ErrCorrupt, n, err)})
+		end, err := readJournal(n, s.id, data, func(o op) { s.pending[o.seq] = o.value })
+		if errors.Is(err, errForeign) {
+			return fmt.Errorf("%w: %s: %v; move the file's journals (%s.journal.*) away to start without them",
+				store.ErrCorrupt, filepath.Base(name), err, filepath.Base(s.path))
+		}
+		if errors.Is(err, errDamaged) {
+			// A link keeps the bytes once the journal is removed below.
+			keep := name + ".damaged"
+			if lerr := os.Link(name, keep); lerr != nil {
+				keep = fmt.Sprintf("not kept: %v", lerr)
+			}
+			s.log.Warn("bolt: a journal is damaged: the jobs after the damage are lost", "journal", name, "valid_bytes", end, "err", err, "copy", keep)
+			damaged = append(damaged, keep)
+			s.problems = append(s.problems, problem{key: filepath.Base(name), err: fmt.Errorf("%w: journal %d: %v; the frames after it are lost (copy: %s)", store.ErrCorrupt, n, err, keep)})
 		}
 	}
 	if len(s.pending) > 0 {
 		start, ops := time.Now(), len(s.pending)
 		if err := s.flush(); err != nil {
-			return err
+			return fmt.Errorf("writing the journal into the file (the journal is kept, nothing is lost; start again once this is fixed): %w", err)
 		}
 		s.log.Warn("bolt: the last stop was not clean; recovered the journal", "file", s.path, "jobs_added_or_deleted", ops, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
@@ -299,16 +347,19 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if s.shut {
 		return store.ErrClosed
 	}
-	if c := s.ckpt; c != nil && ended(c) && c.err != nil && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
-		// Checkpoints have failed while the journal grew: retry one here,
-		// and take no more until one succeeds.
+	if c := s.ckpt; c != nil && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
+		// The checkpoints are far behind: wait for the one running, and
+		// if it failed, retry here and take no more until one succeeds.
 		waiting := s.journal + c.bytes
-		if err := s.flush(); err != nil {
-			return fmt.Errorf("bolt: %s: %d KiB of journal wait for a checkpoint, which failed: %w", s.path, waiting>>10, err)
+		<-c.done
+		if c.err != nil {
+			if err := s.flush(); err != nil {
+				return fmt.Errorf("%d KiB of journal wait for a checkpoint, which failed: %w", waiting>>10, err)
+			}
 		}
 	}
 	if s.j == nil {
-		j, err := createJournal(s.path, s.next)
+		j, err := createJournal(s.path, s.next, s.id)
 		if err != nil {
 			return interpretError(s.path, err)
 		}
@@ -319,6 +370,10 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 		return fmt.Errorf("bolt: %s: a batch of %d MiB: %w", s.path, len(frame)>>20, store.ErrTooLarge)
 	}
 	if err := s.j.append(frame); err != nil {
+		// Never append to it again (see append); its frames before this
+		// one stay pending, and the next checkpoint covers it.
+		_ = s.j.close()
+		s.j = nil
 		return interpretError(s.path, err)
 	}
 	for _, o := range ops {
@@ -486,7 +541,10 @@ func (s *Store) Replay(ctx context.Context, fn func(store.Record) error) error {
 		// What Apply journaled, before Replay or from fn, is read from
 		// the bbolt file like the rest.
 		s.mu.Lock()
-		err := s.flush()
+		err := store.ErrClosed
+		if !s.shut {
+			err = s.flush()
+		}
 		s.mu.Unlock()
 		if err != nil {
 			return nil, nil, err
@@ -584,9 +642,10 @@ func interpretError(path string, err error) error {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
 		return store.Wrap(fmt.Sprintf("bolt: %s is not a bolt file or is damaged: %v", path, err), store.ErrCorrupt, err)
-	case errors.As(err, &errno) && (errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EIO):
-		// A full or failing disk: a retry may succeed once an operator
-		// has made room.
+	case errors.As(err, &errno) && (errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EIO || errno == syscall.EROFS):
+		// A full or failing disk (ext4 remounts itself read-only after
+		// I/O errors): a retry may succeed once an operator has made room
+		// or repaired it.
 		return store.Wrap("bolt: "+path+": "+err.Error(), store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("bolt: %s: %w", path, err)

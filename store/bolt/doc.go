@@ -22,8 +22,9 @@
 // adds land at the tree's right edge, and pages are filled whole when they
 // split (FillPercent 1.0, not bbolt's default half).
 //
-// A second bucket, "journal", holds one key, "next": the checkpoint
-// marker, 8 bytes big-endian (see Durability).
+// A second bucket, "journal", holds the key "next", the checkpoint marker
+// (8 bytes big-endian), and the key "id", the file's identity (16 random
+// bytes); see Durability.
 //
 // # Durability: the journal
 //
@@ -44,18 +45,27 @@
 // there the number of the first journal still needed: the checkpoint
 // marker. It then removes the journals below the marker. Only one
 // checkpoint runs at a time; until it ends, Apply keeps writing the newest
-// journal. If checkpoints fail (a full disk), Apply keeps journaling until
-// eight checkpoints' worth waits in memory, then fails with the
-// checkpoint's error until one succeeds.
+// journal, and if four checkpoints' worth has piled up meanwhile, Apply
+// waits for it. If checkpoints fail (a full disk), Apply keeps journaling
+// until four checkpoints' worth waits in memory, then fails with the
+// checkpoint's error until one succeeds. An Apply whose write or fdatasync
+// fails erases its frame's header if it can, and the next Apply starts a
+// new journal.
 //
 // Open reads the journals from the marker on, oldest first, checkpoints
-// them and removes them, before Replay. A frame that does not check ends
-// its journal. In the newest journal that is the write a crash interrupted,
-// which was never acknowledged; in any other it is damage, and the first
-// Replay reports it to the store.Corruption handler under the journal's
-// name. Replay and Close checkpoint what is journaled first, so Replay
-// reads the bbolt file alone and a cleanly closed store is that file
-// alone.
+// them and removes them, before Replay. Each journal starts with the
+// bbolt file's identity (16 random bytes kept in the file), and they must
+// be numbered from the marker on without a gap: journals that belong to
+// another copy of the file (one deleted, or restored from a backup, beside
+// a crashed server's journals) make Open fail, naming them, rather than
+// mix the two. A frame that does not check ends its journal. Followed only
+// by zeros, it is the write a crash or a failed Apply cut short, never
+// acknowledged, and is dropped. Followed by anything else, it is damage:
+// the journal is kept as "<journal>.damaged", a warning is logged, and the
+// first Replay reports it to the store.Corruption handler under the
+// journal's name. Replay and Close checkpoint what is journaled first, so
+// Replay reads the bbolt file alone and a cleanly closed store is that
+// file alone.
 //
 // A crash at any point leaves a bbolt file that is either before or after
 // a checkpoint (bbolt's own guarantee) and the journals that checkpoint
@@ -64,7 +74,8 @@
 // a journal onto a file that already holds part of it.
 //
 // The operations journaled since the last checkpoint are kept in memory
-// until the next one has written them, up to about twice CheckpointSize.
+// until a checkpoint has written them: about twice CheckpointSize while
+// checkpoints keep up, at most about four times.
 //
 // After each checkpoint, and as each journal grows, the store writes zeros
 // past the file's end (ahead.go; journal.go), so that commits overwrite

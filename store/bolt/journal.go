@@ -20,8 +20,11 @@ import (
 // file and makes it durable with one fdatasync; a checkpoint later writes
 // what the journal holds into the bbolt file (see the package doc).
 //
-// A journal file is named after the bbolt file, "<file>.journal.<number>",
-// and holds frames back to back from offset 0, then zeros:
+// A journal file is named after the bbolt file, "<file>.journal.<number>".
+// It starts with a header, "gmjournl" and the 16 random bytes that the
+// bbolt file holds as its identity (meta bucket, key "id"), so that a
+// journal left beside another file is recognized; then come frames back to
+// back, then zeros:
 //
 //	+----------------+----------------+-------------------------------+
 //	| length, 4 bytes| CRC-32C,       | payload: length bytes         |
@@ -37,7 +40,10 @@ import (
 // short by a crash, does not check. A length of zero (the zeros past the
 // last frame) ends the file; so does the first frame that does not check.
 const (
-	frameHeaderSize = 8
+	journalMagic      = "gmjournl"
+	idSize            = 16
+	journalHeaderSize = len(journalMagic) + idSize
+	frameHeaderSize   = 8
 	// maxFrame bounds a frame's length, so that a damaged length field is
 	// not taken for a frame of gigabytes. The Committer's batches are far
 	// smaller.
@@ -90,16 +96,21 @@ type journal struct {
 }
 
 // createJournal creates journal number n, with its first room of zeros
-// written, and makes the file and its name durable, so that a frame synced
-// into it later survives a power cut.
-func createJournal(path string, n uint64) (*journal, error) {
+// written if there is space for it, and makes the file and its name
+// durable, so that a frame synced into it later survives a power cut. A
+// file left by an earlier attempt at the same number is emptied: numbers
+// from the next one on never hold frames of use.
+func createJournal(path string, n uint64, id []byte) (*journal, error) {
 	name := journalName(path, n)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	j := &journal{number: n, f: f, room: zeroahead.New(f, 0, journalZeroMin, journalZeroStep)}
-	if _, err := j.room.Extend(0); err == nil {
+	j := &journal{number: n, f: f, end: int64(journalHeaderSize), room: zeroahead.New(f, 0, journalZeroMin, journalZeroStep)}
+	_, err = f.WriteAt(append([]byte(journalMagic), id...), 0)
+	if err == nil {
+		// Best effort, as in append: without the room, commits are slower.
+		_, _ = j.room.Extend(j.end)
 		err = fdatasync(f)
 	}
 	if err == nil {
@@ -107,25 +118,28 @@ func createJournal(path string, n uint64) (*journal, error) {
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(name)
 		return nil, err
 	}
 	return j, nil
 }
 
-// append writes frame at the journal's end and makes it durable. On error
-// the end does not move, so the next frame overwrites whatever part of
-// this one reached the file.
+// append writes frame at the journal's end and makes it durable. After an
+// error the journal must not be appended to again (the caller starts a new
+// one): after a failed fdatasync, Linux may have dropped the pages it could
+// not write, and a later fdatasync would not say so. append tries to erase
+// the frame's header, so that recovery ends the journal before it rather
+// than apply a batch whose Apply failed; should the frame survive anyway,
+// it is followed by zeros only, which recovery reads as the end.
 func (j *journal) append(frame []byte) error {
 	_, err := j.f.WriteAt(frame, j.end)
 	if err == nil {
 		err = fdatasync(j.f)
 	}
 	if err != nil {
-		// Best effort: a zero length where the frame began ends the
-		// journal there, should no frame overwrite it.
 		var zero [frameHeaderSize]byte
-		_, _ = j.f.WriteAt(zero[:], j.end)
+		if _, werr := j.f.WriteAt(zero[:], j.end); werr == nil {
+			_ = fdatasync(j.f)
+		}
 		return err
 	}
 	j.end += int64(len(frame))
@@ -212,49 +226,91 @@ func decodePayload(p []byte, ops []op) ([]op, error) {
 	return ops, d.Err()
 }
 
-// errFrameEnd reports that a journal's frames stop before its end: a frame
-// that does not check, or is cut short. In the newest journal after a
-// crash that is the write the crash interrupted, which was never
-// acknowledged; anywhere else it is damage.
-var errFrameEnd = errors.New("a frame that does not check")
+// errForeign reports a journal whose header names another bbolt file.
+var errForeign = errors.New("the journal belongs to another bolt file")
+
+// readJournal checks that data, journal n of the file with identity id,
+// starts with its header, and reads its frames as readFrames does. A journal shorter
+// than its header, or whose header is zeros, holds nothing: a crash cut its
+// creation short.
+func readJournal(n uint64, id, data []byte, fn func(op)) (int64, error) {
+	if len(data) < journalHeaderSize || allZero(data[:journalHeaderSize]) {
+		return 0, nil
+	}
+	if string(data[:len(journalMagic)]) != journalMagic {
+		return 0, fmt.Errorf("%w: no journal header", errForeign)
+	}
+	if got := data[len(journalMagic):journalHeaderSize]; string(got) != string(id) {
+		return 0, fmt.Errorf("%w: it names file %x, this file is %x", errForeign, got, id)
+	}
+	return readFrames(n, data, journalHeaderSize, fn)
+}
+
+// A journal's frames can stop before its zeros do in two ways. Both wrap
+// errFrameEnd.
+var (
+	// errFrameEnd: the frames stop at a frame that does not check.
+	errFrameEnd = errors.New("a frame that does not check")
+	// errTorn: that frame is followed by nothing but zeros. It is the last
+	// write, cut short by a crash or failed (Apply returned an error), and
+	// was never acknowledged: nothing is lost.
+	errTorn = fmt.Errorf("%w, the last write, cut short", errFrameEnd)
+	// errDamaged: something follows that frame. Acknowledged frames may
+	// be lost behind it.
+	errDamaged = fmt.Errorf("%w, with data after it", errFrameEnd)
+)
 
 // readFrames calls fn for each operation in the frames of journal n, whose
-// contents are data, in order. It returns the offset where the valid
-// frames end and, if they end before the zeros do, an error saying why
-// (wrapping errFrameEnd). Values passed to fn point into data.
-func readFrames(n uint64, data []byte, fn func(op)) (int64, error) {
-	off := 0
+// contents are data, in order, from offset start. It returns the offset
+// where the valid frames end and, if they end before the zeros do, an error saying where
+// and why, wrapping errTorn or errDamaged. Values passed to fn point into
+// data.
+func readFrames(n uint64, data []byte, start int, fn func(op)) (int64, error) {
+	off := start
 	var scratch []op
+	// stop describes a frame at off that does not check and whose bytes
+	// end at end, or that claims more than there is.
+	stop := func(end int, why string, args ...any) (int64, error) {
+		kind := errDamaged
+		if end >= len(data) || allZero(data[end:]) {
+			kind = errTorn
+		}
+		return int64(off), fmt.Errorf("%w: at offset %d: %s", kind, off, fmt.Sprintf(why, args...))
+	}
 	for {
 		rest := data[off:]
 		if len(rest) < frameHeaderSize {
 			if allZero(rest) {
 				return int64(off), nil
 			}
-			return int64(off), fmt.Errorf("%w at offset %d: %d bytes, too short for a frame", errFrameEnd, off, len(rest))
+			return stop(len(data), "%d bytes, too short for a frame", len(rest))
 		}
 		length := binary.LittleEndian.Uint32(rest[0:4])
 		if length == 0 && binary.LittleEndian.Uint32(rest[4:8]) == 0 {
 			return int64(off), nil
 		}
-		if length > maxFrame || int(length) > len(rest)-frameHeaderSize {
-			return int64(off), fmt.Errorf("%w at offset %d: length %d, %d bytes left", errFrameEnd, off, length, len(rest)-frameHeaderSize)
+		if length > maxFrame {
+			return stop(off+frameHeaderSize, "length %d", length)
+		}
+		end := off + frameHeaderSize + int(length)
+		if end > len(data) {
+			return stop(end, "length %d, %d bytes left", length, len(rest)-frameHeaderSize)
 		}
 		payload := rest[frameHeaderSize : frameHeaderSize+int(length)]
 		if frameCRC(n, rest[0:4], payload) != binary.LittleEndian.Uint32(rest[4:8]) {
-			return int64(off), fmt.Errorf("%w at offset %d: checksum mismatch", errFrameEnd, off)
+			return stop(end, "checksum mismatch")
 		}
 		ops, err := decodePayload(payload, scratch[:0])
 		if err != nil {
 			// The checksum held: not a torn write but a frame written
 			// wrong. None of it is passed on.
-			return int64(off), fmt.Errorf("%w at offset %d: %v", errFrameEnd, off, err)
+			return int64(off), fmt.Errorf("%w: at offset %d: %v", errDamaged, off, err)
 		}
 		for _, o := range ops {
 			fn(o)
 		}
 		scratch = ops
-		off += frameHeaderSize + int(length)
+		off = end
 	}
 }
 

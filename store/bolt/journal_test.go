@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"gearmand/store"
 	"gearmand/store/storetest"
@@ -189,7 +190,7 @@ func frameOffsets(t *testing.T, name string) []int64 {
 		t.Fatal(err)
 	}
 	var offs []int64
-	for off := int64(0); off+frameHeaderSize <= int64(len(data)); {
+	for off := int64(journalHeaderSize); off+frameHeaderSize <= int64(len(data)); {
 		length := binary.LittleEndian.Uint32(data[off:])
 		if length == 0 {
 			break
@@ -200,90 +201,186 @@ func frameOffsets(t *testing.T, name string) []int64 {
 	return offs
 }
 
-// damage flips a byte of the payload of the frame at off.
-func damage(t *testing.T, name string, off int64) {
+// rewrite lets change alter the bytes of a file.
+func rewrite(t *testing.T, name string, change func([]byte)) {
 	t.Helper()
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	data, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off+frameHeaderSize+2); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, off+frameHeaderSize+2); err != nil {
+	change(data)
+	if err := os.WriteFile(name, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// A frame cut short in the newest journal is the write a crash interrupted:
-// it was never acknowledged, and recovery drops it without a word.
+// reports collects what s reports to its corruption handler.
+func reports(s *Store) *[]string {
+	var got []string
+	s.SetCorruptHandler(func(key string, err error) {
+		if !errors.Is(err, store.ErrCorrupt) {
+			got = append(got, key+": not ErrCorrupt: "+err.Error())
+			return
+		}
+		got = append(got, key+": "+err.Error())
+	})
+	return &got
+}
+
+// A frame cut short at the end of a journal is the write a crash
+// interrupted: it was never acknowledged, and recovery drops it without a
+// word, whether the crash left half of it or a stray byte.
 func TestTornFrameDropped(t *testing.T) {
 	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
 	apply(t, s, span(1, 10))
 	apply(t, s, span(11, 20))
 	apply(t, s, span(21, 30))
-	image := crashImage(t, s)
-	name := journalName(image, journalsOf(t, image)[0])
-	offs := frameOffsets(t, name)
-	if len(offs) != 3 {
-		t.Fatalf("%d frames, want 3", len(offs))
-	}
-	damage(t, name, offs[2])
-
-	recovered := openAt(t, image)
-	var reports []string
-	recovered.SetCorruptHandler(func(key string, err error) { reports = append(reports, key+": "+err.Error()) })
-	if got := seqsOf(t, recovered); !slices.Equal(got, span(1, 20)) {
-		t.Fatalf("recovered %v, want 1–20", got)
-	}
-	if len(reports) != 0 {
-		t.Errorf("reports %v, want none", reports)
+	for name, tear := range map[string]func(data []byte, last, end int64){
+		"half written": func(data []byte, last, end int64) { clear(data[(last+end)/2 : end]) },
+		"a byte wrong": func(data []byte, last, end int64) { data[end-1] ^= 0xff },
+	} {
+		image := crashImage(t, s)
+		journal := journalName(image, journalsOf(t, image)[0])
+		offs := frameOffsets(t, journal)
+		if len(offs) != 3 {
+			t.Fatalf("%d frames, want 3", len(offs))
+		}
+		rewrite(t, journal, func(data []byte) {
+			length := binary.LittleEndian.Uint32(data[offs[2]:])
+			tear(data, offs[2], offs[2]+frameHeaderSize+int64(length))
+		})
+		recovered := openAt(t, image)
+		got := reports(recovered)
+		if seqs := seqsOf(t, recovered); !slices.Equal(seqs, span(1, 20)) {
+			t.Errorf("%s: recovered %v, want 1–20", name, seqs)
+		}
+		if len(*got) != 0 {
+			t.Errorf("%s: reports %v, want none", name, *got)
+		}
+		if damaged, _ := filepath.Glob(journal + ".damaged"); len(damaged) != 0 {
+			t.Errorf("%s: %v kept, want no copy of a torn journal", name, damaged)
+		}
 	}
 }
 
-// A damaged frame in a journal that is not the newest is damage, not a
-// crash: the frames after it in that journal are lost, and the first
-// Replay reports it, naming the journal; the newer journal still counts.
+// A frame that does not check but has frames after it is damage, not a
+// torn write: the frames after it are lost, Open keeps a copy of the
+// journal, and the first Replay reports it, naming the journal.
 func TestDamagedJournalReported(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "jobs.db"), CheckpointSize(1))
+	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
+	apply(t, s, span(1, 10))
+	apply(t, s, span(11, 20))
+	apply(t, s, span(21, 30))
+	image := crashImage(t, s)
+	journal := journalName(image, journalsOf(t, image)[0])
+	rewrite(t, journal, func(data []byte) { data[frameOffsets(t, journal)[1]+frameHeaderSize+2] ^= 0xff })
+	before, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	recovered := openAt(t, image)
+	got := reports(recovered)
+	if seqs := seqsOf(t, recovered); !slices.Equal(seqs, span(1, 10)) {
+		t.Fatalf("recovered %v, want 1–10", seqs)
+	}
+	if len(*got) != 1 || !strings.HasPrefix((*got)[0], filepath.Base(journal)+": ") || !strings.Contains((*got)[0], "checksum") {
+		t.Fatalf("reports %q, want one for %s, about a checksum", *got, filepath.Base(journal))
+	}
+	if kept, err := os.ReadFile(journal + ".damaged"); err != nil || !bytes.Equal(kept, before) {
+		t.Errorf("the copy of the damaged journal: %d bytes, %v; want the journal as it was", len(kept), err)
+	}
+	if seqs := seqsOf(t, recovered); !slices.Equal(seqs, span(1, 10)) || len(*got) != 1 {
+		t.Fatalf("a second Replay: %v and %d reports, want the same records and no new report", seqs, len(*got))
+	}
+}
+
+// Two journals, the older still being checkpointed when the crash comes:
+// recovery reads both, in order.
+func TestRecoveryAcrossJournals(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jobs.db"), CheckpointSize(1<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Hold off the checkpoints: each Apply starts a new journal, whose
-	// checkpoint waits here, so both journals stay on disk.
+	// Hold off the checkpoints: the first starts once journal 1 has taken
+	// 1 KiB and waits here, while Apply goes on in journal 2.
 	s.writeMu.Lock()
-	apply(t, s, span(1, 10))
-	apply(t, s, span(11, 20))
+	seq := uint64(0)
+	for len(journalsOf(t, s.path)) < 2 {
+		apply(t, s, []uint64{seq + 1, seq + 2})
+		seq += 2
+	}
+	apply(t, s, []uint64{seq + 1}, 1, seq) // deletes in journal 2 of adds in journal 1
 	image := crashImage(t, s)
 	s.writeMu.Unlock()
-	journals := journalsOf(t, image)
-	if len(journals) != 2 {
-		t.Fatalf("journals in the image: %v, want two", journals)
-	}
-	name := journalName(image, journals[0])
-	damage(t, name, frameOffsets(t, name)[0])
-
-	recovered := openAt(t, image)
-	var reports []string
-	var errs []error
-	recovered.SetCorruptHandler(func(key string, err error) { reports = append(reports, key); errs = append(errs, err) })
-	if got := seqsOf(t, recovered); !slices.Equal(got, span(11, 20)) {
-		t.Fatalf("recovered %v, want 11–20", got)
-	}
-	if len(reports) != 1 || reports[0] != filepath.Base(name) || !errors.Is(errs[0], store.ErrCorrupt) || !strings.Contains(errs[0].Error(), "checksum") {
-		t.Fatalf("reports %v %v, want one for %s wrapping ErrCorrupt", reports, errs, filepath.Base(name))
-	}
-	if got := seqsOf(t, recovered); !slices.Equal(got, span(11, 20)) || len(reports) != 1 {
-		t.Fatalf("a second Replay: %v and %d reports, want the same records and no new report", got, len(reports))
+	want := slices.DeleteFunc(span(2, seq+1), func(n uint64) bool { return n == seq })
+	if got := seqsOf(t, openAt(t, image)); !slices.Equal(got, want) {
+		t.Fatalf("recovered %v, want %v", got, want)
 	}
 }
 
-// When checkpoints fail, Apply goes on journaling, durably, until several
-// checkpoints' worth waits; then it fails with the checkpoint's error until
+// A journal numbered below the file's checkpoint marker is already in the
+// file: one that a crash brought back after its removal changes nothing,
+// not even a job deleted since.
+func TestJournalBelowMarkerIgnored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s := openAt(t, path)
+	apply(t, s, []uint64{5})
+	old, err := os.ReadFile(journalName(path, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpointNow(t, s)
+	apply(t, s, nil, 5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(journalName(path, 1), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, path)
+	if n := count(t, s); n != 0 {
+		t.Errorf("%d records, want 0: the old journal was replayed", n)
+	}
+	if got := journalsOf(t, path); len(got) != 0 {
+		t.Errorf("journals after Open: %v, want none", got)
+	}
+}
+
+// Journals that do not follow the file (a file deleted or restored beside
+// a crashed server's journals) make Open refuse, naming them, and stay.
+func TestForeignJournalsRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "jobs.db")
+	s := openAt(t, path)
+	apply(t, s, span(1, 3))
+	image := crashImage(t, s)
+	journal := journalName(image, 1)
+
+	// The file deleted, its journal left: a new file has another identity.
+	if err := os.Remove(image); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(image); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(journal)) || !strings.Contains(err.Error(), "another bolt file") {
+		t.Errorf("Open of a new file beside an old journal: %v, want ErrCorrupt naming the journal", err)
+	}
+	if _, err := os.Stat(journal); err != nil {
+		t.Errorf("the journal is gone: %v", err)
+	}
+
+	// A gap: the file expects journal 1, journal 2 is there.
+	image = crashImage(t, s)
+	if err := os.Rename(journalName(image, 1), journalName(image, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(image); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "expects next (number 1)") {
+		t.Errorf("Open with journal 2 where 1 should be: %v, want ErrCorrupt about the number", err)
+	}
+}
+
+// When checkpoints fail, Apply goes on journaling, durably, until
+// maxPendingCheckpoints' worth waits; then it fails with the checkpoint's error until
 // one succeeds, and nothing acknowledged is lost.
 func TestFailingCheckpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
@@ -309,8 +406,14 @@ func TestFailingCheckpoints(t *testing.T) {
 		}
 		acked = seq
 	}
-	if acked < 32 || acked >= 9999 {
-		t.Fatalf("%d Applies succeeded before the first failure; want journaling to go on past 8 checkpoints of 4 KiB, then stop", acked)
+	if acked >= 9999 {
+		t.Fatal("Apply never failed")
+	}
+	s.mu.Lock()
+	waiting := s.journal + s.ckpt.bytes
+	s.mu.Unlock()
+	if waiting < maxPendingCheckpoints*4<<10 {
+		t.Fatalf("Apply failed with %d bytes journaled since the last checkpoint; want it to go on to %d", waiting, maxPendingCheckpoints*4<<10)
 	}
 	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(acked + 1)}}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Apply while checkpoints still fail: %v, want ENOSPC", err)
@@ -344,7 +447,8 @@ func count2(t *testing.T, s *Store) int {
 }
 
 // Frames round-trip; a frame read as another journal's, or cut short,
-// ends the journal with errFrameEnd; zeros end it cleanly.
+// ends the journal: torn when only zeros follow it, damaged otherwise;
+// zeros end it cleanly.
 func TestFrames(t *testing.T) {
 	b := store.Batch{Adds: []store.Record{storetest.Sample(7), storetest.Sample(9)}, Deletes: []uint64{1, 1 << 40}}
 	frame, ops := encodeFrame(3, b, nil)
@@ -354,7 +458,7 @@ func TestFrames(t *testing.T) {
 	data := append(slices.Clone(frame), frame...)
 	data = append(data, make([]byte, 100)...)
 	var got []op
-	end, err := readFrames(3, data, func(o op) { got = append(got, o) })
+	end, err := readFrames(3, data, 0, func(o op) { got = append(got, o) })
 	if err != nil || end != int64(2*len(frame)) || len(got) != 8 {
 		t.Fatalf("readFrames: end %d, %d ops, %v; want end %d, 8 ops, no error", end, len(got), err, 2*len(frame))
 	}
@@ -370,18 +474,86 @@ func TestFrames(t *testing.T) {
 	for name, c := range map[string]struct {
 		data   []byte
 		number uint64
+		want   error
 	}{
-		"another journal's": {data, 4},
-		"cut short":         {data[:len(frame)+len(frame)/2], 3},
-		"a stray byte":      {append(slices.Clone(frame), 1), 3},
+		"another journal's, with more after it": {data, 4, errDamaged},
+		"another journal's, the last":           {frame, 4, errTorn},
+		"cut short":                             {data[:len(frame)+len(frame)/2], 3, errTorn},
+		"cut short, zeros after":                {append(slices.Clone(data[:len(frame)+len(frame)/2]), make([]byte, 50)...), 3, errTorn},
+		"a stray byte":                          {append(slices.Clone(frame), 1), 3, errTorn},
 	} {
 		got = got[:0]
-		end, err := readFrames(c.number, c.data, func(o op) { got = append(got, o) })
-		if !errors.Is(err, errFrameEnd) {
-			t.Errorf("%s: %v, want errFrameEnd", name, err)
+		end, err := readFrames(c.number, c.data, 0, func(o op) { got = append(got, o) })
+		if !errors.Is(err, c.want) || !errors.Is(err, errFrameEnd) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
 		if c.number == 4 && (end != 0 || len(got) != 0) || c.number == 3 && (end != int64(len(frame)) || len(got) != 4) {
 			t.Errorf("%s: end %d, %d ops", name, end, len(got))
 		}
+	}
+}
+
+// After a failed append Apply does not write to that journal again: the
+// next Apply starts a new one, and recovery reads both.
+func TestFailedAppendStartsNewJournal(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
+	apply(t, s, span(1, 5))
+	s.mu.Lock()
+	s.j.f.Close() // every write to journal 1 fails from now on
+	s.mu.Unlock()
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(6)}}); err == nil {
+		t.Fatal("Apply into a closed journal succeeded")
+	}
+	apply(t, s, span(7, 9))
+	if got := journalsOf(t, s.path); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("journals %v, want [1 2]", got)
+	}
+	want := slices.Concat(span(1, 5), span(7, 9))
+	if got := seqsOf(t, openAt(t, crashImage(t, s))); !slices.Equal(got, want) {
+		t.Fatalf("recovered %v, want %v", got, want)
+	}
+}
+
+// When checkpoints fall maxPendingCheckpoints behind, Apply waits for the
+// one running instead of piling up more in memory.
+func TestApplyWaitsForASlowCheckpoint(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jobs.db"), CheckpointSize(1<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.writeMu.Lock() // the checkpoint that starts cannot write
+	held := true
+	defer func() {
+		if held {
+			s.writeMu.Unlock()
+		}
+	}()
+	behind := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.ckpt != nil && s.journal+s.ckpt.bytes >= maxPendingCheckpoints*1<<10
+	}
+	seq := uint64(0)
+	for !behind() {
+		seq++
+		apply(t, s, []uint64{seq})
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(seq + 1)}})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Apply returned (%v) while the checkpoint it should wait for was held", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	s.writeMu.Unlock()
+	held = false
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s); n != int(seq+1) {
+		t.Fatalf("%d records, want %d", n, seq+1)
 	}
 }
