@@ -53,6 +53,18 @@ func AppendValue(dst []byte, r *Record) []byte {
 	return append(dst, r.Data...)
 }
 
+// ValueSize is the length of r's encoded value: len(AppendValue(nil, r)).
+func ValueSize(r *Record) int {
+	var b [binary.MaxVarintLen64]byte
+	n := 2 + len(binary.AppendUvarint(b[:0], uint64(r.Attempts))) +
+		len(binary.AppendVarint(b[:0], unixNano(r.RunAt))) +
+		len(binary.AppendVarint(b[:0], unixNano(r.Created)))
+	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
+		n += len(binary.AppendUvarint(b[:0], uint64(len(s)))) + len(s)
+	}
+	return n + len(r.Data)
+}
+
 // DecodeRecord decodes a key and value written by AppendKey and
 // AppendValue. The Record does not alias value. Errors wrap ErrCorrupt.
 func DecodeRecord(key, value []byte) (Record, error) {

@@ -163,12 +163,17 @@ type op struct {
 // encodeFrame returns b encoded as one frame of journal n, and b's
 // operations appended to ops, their values pointing into the frame.
 func encodeFrame(n uint64, b store.Batch, ops []op) ([]byte, []op) {
-	size := frameHeaderSize + 2*binary.MaxVarintLen64 + len(b.Deletes)*binary.MaxVarintLen64
+	var v [binary.MaxVarintLen64]byte
+	varint := func(x uint64) int { return len(binary.AppendUvarint(v[:0], x)) }
+	size := frameHeaderSize + varint(uint64(len(b.Deletes))) + varint(uint64(len(b.Adds)))
+	for _, seq := range b.Deletes {
+		size += varint(seq)
+		ops = append(ops, op{seq: seq})
+	}
 	for i := range b.Adds {
 		r := &b.Adds[i]
-		// Two varints here, and the value's two bytes of header, three
-		// varints and four length-prefixed strings: 64 bytes covers them.
-		size += 64 + len(r.Handle) + len(r.Function) + len(r.Unique) + len(r.Reducer) + len(r.Data)
+		vs := store.ValueSize(r)
+		size += varint(r.Seq) + varint(uint64(vs)) + vs
 	}
 	frame := make([]byte, frameHeaderSize, size)
 	frame = binary.AppendUvarint(frame, uint64(len(b.Deletes)))
@@ -176,23 +181,21 @@ func encodeFrame(n uint64, b store.Batch, ops []op) ([]byte, []op) {
 		frame = binary.AppendUvarint(frame, seq)
 	}
 	frame = binary.AppendUvarint(frame, uint64(len(b.Adds)))
-	var value []byte
 	for i := range b.Adds {
 		r := &b.Adds[i]
-		value = store.AppendValue(value[:0], r)
 		frame = binary.AppendUvarint(frame, r.Seq)
-		frame = binary.AppendUvarint(frame, uint64(len(value)))
-		frame = append(frame, value...)
+		frame = binary.AppendUvarint(frame, uint64(store.ValueSize(r)))
+		start := len(frame)
+		frame = store.AppendValue(frame, r)
+		// size is exact, so frame never grew into a new array: the value
+		// stays where it was written.
+		ops = append(ops, op{seq: r.Seq, value: frame[start:len(frame):len(frame)]})
 	}
-	payload := len(frame) - frameHeaderSize
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(payload))
+	if len(frame) != size {
+		panic(fmt.Sprintf("bolt: a frame of %d bytes, %d computed", len(frame), size))
+	}
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(size-frameHeaderSize))
 	binary.LittleEndian.PutUint32(frame[4:8], frameCRC(n, frame[0:4], frame[frameHeaderSize:]))
-	// The values' places are known only now that the frame has stopped
-	// growing: read them back.
-	ops, err := decodePayload(frame[frameHeaderSize:], ops)
-	if err != nil {
-		panic("bolt: a frame just encoded does not decode: " + err.Error())
-	}
 	return frame, ops
 }
 
