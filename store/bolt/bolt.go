@@ -266,7 +266,6 @@ func (s *Store) recover(marker uint64) error {
 		return err
 	}
 	expect := max(marker, 1)
-	var damaged []string
 	for _, n := range numbers {
 		s.next = max(s.next, n+1)
 		if n < marker {
@@ -294,7 +293,6 @@ func (s *Store) recover(marker uint64) error {
 				keep = fmt.Sprintf("not kept: %v", lerr)
 			}
 			s.log.Warn("bolt: a journal is damaged: the jobs after the damage are lost", "journal", name, "valid_bytes", end, "err", err, "copy", keep)
-			damaged = append(damaged, keep)
 			s.problems = append(s.problems, problem{key: filepath.Base(name), err: fmt.Errorf("%w: journal %d: %v; the frames after it are lost (copy: %s)", store.ErrCorrupt, n, err, keep)})
 		}
 	}
@@ -347,7 +345,9 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	if s.shut {
 		return store.ErrClosed
 	}
-	if c := s.ckpt; c != nil && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
+	// A checkpoint that ended well holds nothing pending; one running or
+	// failed does (c.err is read only once c has ended).
+	if c := s.ckpt; c != nil && (!ended(c) || c.err != nil) && s.journal+c.bytes >= maxPendingCheckpoints*s.ckptSize {
 		// The checkpoints are far behind: wait for the one running, and
 		// if it failed, retry here and take no more until one succeeds.
 		waiting := s.journal + c.bytes
