@@ -3,11 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 )
 
@@ -108,50 +104,7 @@ type Options struct {
 	// Logger is where a driver logs what an operator should know (nil:
 	// slog.Default()).
 	Logger *slog.Logger
-}
-
-// OpenFunc opens a driver's Store.
-type OpenFunc func(ctx context.Context, o Options) (Store, error)
-
-var registry struct {
-	sync.Mutex
-	drivers map[string]OpenFunc
-}
-
-// Register makes a driver available under name (lower case) to Open. It
-// panics if the name is taken: registration happens in init functions.
-func Register(name string, open OpenFunc) {
-	registry.Lock()
-	defer registry.Unlock()
-	if registry.drivers == nil {
-		registry.drivers = make(map[string]OpenFunc)
-	}
-	name = strings.ToLower(name)
-	if _, dup := registry.drivers[name]; dup {
-		panic("store: driver " + name + " registered twice")
-	}
-	registry.drivers[name] = open
-}
-
-// Open opens the driver registered as name (case-insensitive).
-func Open(ctx context.Context, name string, o Options) (Store, error) {
-	registry.Lock()
-	open := registry.drivers[strings.ToLower(name)]
-	registry.Unlock()
-	if open == nil {
-		return nil, fmt.Errorf("store: no driver %q (have %s)", name, strings.Join(Drivers(), ", "))
-	}
-	return open(ctx, o)
-}
-
-// Drivers lists the registered driver names, sorted.
-func Drivers() []string {
-	registry.Lock()
-	defer registry.Unlock()
-	names := make([]string, 0, len(registry.drivers))
-	for n := range registry.drivers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	// Where says where the store is for people reading the log, without
+	// secrets; "" means Path, or DSN with any password hidden.
+	Where string
 }

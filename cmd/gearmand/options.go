@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -26,8 +25,6 @@ const (
 	defaultDaemonLogFile = "/var/log/gearmand.log"
 	defaultMaxPacketSize = 64 << 20
 	defaultQueueType     = "bolt"
-	defaultBoltFile      = "gearmand.db" // in the working directory
-	defaultPebbleDir     = "gearmand.pebble"
 
 	// logStderr and logNone are the --log-file values that name no file.
 	logStderr = "stderr"
@@ -81,7 +78,7 @@ type options struct {
 	// fileDescriptors, when not 0, is the RLIMIT_NOFILE to set.
 	fileDescriptors uint64
 
-	// queueType is the canonical name of the selected entry of queueTypes.
+	// queueType is the canonical name of the selected queue type.
 	queueType string
 	// storeDriver is the registered store driver, "" for builtin; store
 	// is what it is opened with.
@@ -145,16 +142,6 @@ type flagValues struct {
 	checkArgs         bool
 	configFile        string
 	queueType         string
-	boltFile          string
-	pebbleDir         string
-	dsn               string
-	libpqConninfo     string
-	libpqTable        string
-	redisAddr         string
-	redisServer       string
-	redisPort         int
-	redisPassword     string
-	redisPrefix       string
 	storeNamespace    string
 	storeMode         string
 	flushInterval     time.Duration
@@ -208,22 +195,12 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.BoolVar(&v.coredump, "coredump", false, "let crashes dump core (accepted and ignored)")
 	fs.BoolVar(&v.checkArgs, "check-args", false, "check the options and exit")
 	fs.StringVar(&v.configFile, "config-file", defaultConfigFile, "file of further options, whitespace-separated as on the command line, # starts a comment; the command line wins")
-	fs.StringVarP(&v.queueType, "queue-type", "q", defaultQueueType, "job store: "+queueTypeNames()+"; background jobs in bolt and pebble survive restarts and crashes")
-	fs.StringVar(&v.boltFile, "bolt-file", defaultBoltFile, "the bolt store's file (-q bolt)")
-	fs.StringVar(&v.pebbleDir, "pebble-dir", defaultPebbleDir, "the pebble store's directory (-q pebble)")
-	fs.StringVar(&v.dsn, "dsn", "", "PostgreSQL connection URL or key=value string (-q postgres)")
-	fs.StringVar(&v.libpqConninfo, "libpq-conninfo", "", "gearmand's spelling of --dsn (-q Postgres)")
-	fs.StringVar(&v.libpqTable, "libpq-table", "", "accepted for gearmand's -q Postgres; jobs live in the table the migrations create")
-	fs.StringVar(&v.redisAddr, "redis-addr", "", "Redis address host:port, or several comma-separated for Sentinel or Cluster (-q redis; default --redis-server:--redis-port)")
-	fs.StringVar(&v.redisServer, "redis-server", "127.0.0.1", "gearmand's Redis host (-q redis)")
-	fs.IntVar(&v.redisPort, "redis-port", 6379, "gearmand's Redis port (-q redis)")
-	fs.StringVar(&v.redisPassword, "redis-password", "", "Redis password (-q redis)")
-	fs.StringVar(&v.redisPrefix, "redis-prefix", "", "gearmand's key prefix; used as the namespace when --store-namespace is not given (-q redis)")
+	fs.StringVarP(&v.queueType, "queue-type", "q", defaultQueueType, "job store: "+queueTypeNames()+"; background jobs survive restarts and crashes in every store but builtin")
 	fs.StringVar(&v.storeNamespace, "store-namespace", "", "separates servers sharing one PostgreSQL or Redis; a server started with a dead one's namespace takes over its jobs (default <hostname>:<port>)")
 	fs.StringVar(&v.storeMode, "store-mode", "write-through", "write-through: JOB_CREATED once the job is durable; write-behind: at once, stored within --flush-interval")
 	fs.DurationVar(&v.flushInterval, "flush-interval", 10*time.Millisecond, "how often write-behind flushes (the loss window on a crash)")
 	fs.IntVar(&v.maxPacketSize, "max-packet-size", defaultMaxPacketSize, "largest binary packet payload accepted, in bytes")
-	addQueueTypeFlags(fs)
+	addStoreFlags(fs)
 	addSecurityFlags(fs, &v.security)
 	addHTTPFlags(fs, &v.http)
 	addWebFlags(fs, &v.web)
@@ -432,14 +409,16 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		}
 	}
 
-	qt, err := selectQueueType(v.queueType, fs)
+	d, err := selectQueueType(v.queueType, fs)
 	if err != nil {
 		return nil, err
 	}
-	o.queueType = qt.name
-	o.storeDriver = qt.driver
-	if o.store, err = storeOptions(qt, v, o.port, fs); err != nil {
-		return nil, err
+	o.queueType = builtinQueue
+	if d != nil {
+		o.queueType, o.storeDriver = d.Name, d.Name
+		if o.store, err = storeOptions(d, fs, v.storeNamespace, o.port); err != nil {
+			return nil, err
+		}
 	}
 	if o.storeMode, err = store.ParseMode(v.storeMode); err != nil {
 		return nil, fmt.Errorf("--store-mode: %w", err)
@@ -497,48 +476,4 @@ func usage(w io.Writer) {
 
 func versionLine() string {
 	return "gearmand " + server.Version + " - a Gearman job server in Go"
-}
-
-// storeOptions gathers what the selected store is opened with.
-func storeOptions(qt *queueType, v *flagValues, port int, fs *pflag.FlagSet) (store.Options, error) {
-	var so store.Options
-	switch qt.driver {
-	case "bolt":
-		so.Path = v.boltFile
-	case "pebble":
-		so.Path = v.pebbleDir
-	case "postgres":
-		so.DSN = v.dsn
-		if so.DSN == "" {
-			so.DSN = v.libpqConninfo
-		}
-		if so.DSN == "" {
-			return so, errors.New("--dsn: -q postgres needs a connection string (--dsn or --libpq-conninfo)")
-		}
-	case "redis":
-		so.DSN = v.redisAddr
-		if so.DSN == "" {
-			so.DSN = net.JoinHostPort(v.redisServer, strconv.Itoa(v.redisPort))
-		}
-		if v.redisPassword != "" {
-			so.Extra = map[string]string{"password": v.redisPassword}
-		}
-	}
-	if (qt.driver == "bolt" || qt.driver == "pebble") && so.Path == "" {
-		return so, fmt.Errorf("--%s: empty path", qt.flags[0].name)
-	}
-	if qt.driver == "postgres" || qt.driver == "redis" {
-		so.Namespace = v.storeNamespace
-		if so.Namespace == "" && fs.Changed("redis-prefix") {
-			so.Namespace = v.redisPrefix
-		}
-		if so.Namespace == "" {
-			host, err := os.Hostname()
-			if err != nil || host == "" {
-				host = "localhost"
-			}
-			so.Namespace = host + ":" + strconv.Itoa(port)
-		}
-	}
-	return so, nil
 }

@@ -214,7 +214,7 @@ func TestBinary(t *testing.T) {
 			{[]string{"stray"}, "gearmand: unexpected argument \"stray\"\n"},
 			{[]string{"--verbose", "LOUD"}, "gearmand: --verbose: unknown log level \"LOUD\""},
 			{[]string{"-j", "256"}, "gearmand: --job-retries: 256 is out of range"},
-			{[]string{"-q", "libsqlite3"}, "gearmand: --queue-type: queue type libsqlite3 is not supported"},
+			{[]string{"-q", "libmemcached"}, "gearmand: --queue-type: queue type libmemcached is not supported: "},
 		} {
 			stdout, stderr, status := runGearmand(t, bin, tc.args...)
 			if status != 1 || stdout != "" || !strings.HasPrefix(stderr, tc.want) {

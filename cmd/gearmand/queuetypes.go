@@ -2,99 +2,103 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"gearmand/store"
 )
 
-// A queueType is a job store that --queue-type can select.
-//
-// To add a store: give its entry supported: true, define its options in
-// addQueueTypeFlags (visible, bound to real variables) and open it in run.
-// gearmand's plugins that nothing here replaces yet stay listed with
-// supported false, so that selecting one, or passing one of its options,
-// fails with "queue type X is not supported" rather than "unknown flag".
-type queueType struct {
-	name      string // as gearmand spells it; matched case-insensitively
-	driver    string // the store driver's registered name; "" for builtin
-	supported bool
-	flags     []queueFlag // options that configure only this store
-}
+// builtinQueue is --queue-type builtin: jobs in memory only, no store.
+const builtinQueue = "builtin"
 
-// A queueFlag is one store option. A noValue option is a switch (--x alone means --x=true).
-type queueFlag struct {
-	name    string
-	noValue bool
-}
+// The stores --queue-type selects are the drivers registered with package
+// store (imported in drivers.go); each brings its flags, in gearmand's
+// spellings. This file knows none of them by name.
 
-var queueTypes = []queueType{
-	{name: "bolt", driver: "bolt", supported: true, flags: []queueFlag{{name: "bolt-file"}}},      // the default: one file, embedded
-	{name: "pebble", driver: "pebble", supported: true, flags: []queueFlag{{name: "pebble-dir"}}}, // embedded LSM store in a directory
-	{name: "builtin", supported: true}, // memory only, like gearmand's default
-	{name: "libsqlite3", flags: []queueFlag{{name: "libsqlite3-db"}, {name: "libsqlite3-table"}, {name: "store-queue-on-shutdown", noValue: true}}},
-	{name: "Postgres", driver: "postgres", supported: true, flags: []queueFlag{{name: "dsn"}, {name: "libpq-conninfo"}, {name: "libpq-table"}}},
-	{name: "MySQL", flags: []queueFlag{{name: "mysql-host"}, {name: "mysql-port"}, {name: "mysql-user"}, {name: "mysql-password"}, {name: "mysql-db"}, {name: "mysql-table"}}},
-	{name: "redis", driver: "redis", supported: true, flags: []queueFlag{{name: "redis-addr"}, {name: "redis-server"}, {name: "redis-port"}, {name: "redis-password"}, {name: "redis-prefix"}}},
-	{name: "libmemcached", flags: []queueFlag{{name: "libmemcached-servers"}, {name: "libmemcached-prefix"}}},
-	{name: "libtokyocabinet", flags: []queueFlag{{name: "libtokyocabinet-file"}, {name: "libtokyocabinet-optimize", noValue: true}}},
-}
-
-// addQueueTypeFlags defines the options of the stores that are not
-// supported, hidden, only so that selectQueueType can reject them by name.
-func addQueueTypeFlags(fs *pflag.FlagSet) {
-	for _, qt := range queueTypes {
-		if qt.supported {
-			continue
-		}
-		for _, f := range qt.flags {
-			fs.String(f.name, "", "")
-			if f.noValue {
-				fs.Lookup(f.name).NoOptDefVal = "true"
+// addStoreFlags defines every registered driver's flags. Those of queue
+// types that are refused are hidden: they exist only so that giving one
+// says why the type is refused.
+func addStoreFlags(fs *pflag.FlagSet) {
+	for _, d := range store.Drivers() {
+		for _, f := range d.Flags {
+			fs.String(f.Name, f.Default, f.Usage)
+			if f.Switch {
+				fs.Lookup(f.Name).NoOptDefVal = "true"
 			}
-			fs.MarkHidden(f.name)
+			if d.Refusal != "" {
+				fs.MarkHidden(f.Name)
+			}
 		}
 	}
 }
 
-// queueTypeNames lists the supported stores for --help.
+// queueTypeNames lists the queue types served, for --help and errors.
 func queueTypeNames() string {
 	var names []string
-	for _, qt := range queueTypes {
-		if qt.supported {
-			names = append(names, qt.name)
+	for _, d := range store.Drivers() {
+		if d.Refusal == "" {
+			names = append(names, d.Name)
 		}
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(append(names, builtinQueue), ", ")
 }
 
-// selectQueueType finds the store named by --queue-type and checks that no
-// other store's options were given.
-func selectQueueType(name string, fs *pflag.FlagSet) (*queueType, error) {
-	var selected *queueType
-	for i := range queueTypes {
-		if strings.EqualFold(queueTypes[i].name, name) {
-			selected = &queueTypes[i]
+// selectQueueType finds the driver named by --queue-type (nil for
+// builtin) and checks that no other store's flags were given.
+func selectQueueType(name string, fs *pflag.FlagSet) (*store.Driver, error) {
+	selected := builtinQueue
+	var d *store.Driver
+	if !strings.EqualFold(name, builtinQueue) {
+		var ok bool
+		if d, ok = store.Lookup(name); !ok {
+			return nil, fmt.Errorf("--queue-type: unknown queue type %q (supported: %s)", name, queueTypeNames())
 		}
+		if d.Refusal != "" {
+			return nil, fmt.Errorf("--queue-type: queue type %s is not supported: %s", d.Name, d.Refusal)
+		}
+		selected = d.Name
 	}
-	if selected == nil {
-		return nil, fmt.Errorf("--queue-type: unknown queue type %q (supported: %s)", name, queueTypeNames())
-	}
-	if !selected.supported {
-		return nil, fmt.Errorf("--queue-type: queue type %s is not supported (supported: %s)", selected.name, queueTypeNames())
-	}
-	for _, qt := range queueTypes {
-		if qt.name == selected.name {
+	for _, other := range store.Drivers() {
+		if other == d {
 			continue
 		}
-		for _, f := range qt.flags {
-			if !fs.Changed(f.name) {
+		for _, f := range other.Flags {
+			if !fs.Changed(f.Name) {
 				continue
 			}
-			if !qt.supported {
-				return nil, fmt.Errorf("--%s: queue type %s is not supported (supported: %s)", f.name, qt.name, queueTypeNames())
+			if other.Refusal != "" {
+				return nil, fmt.Errorf("--%s: queue type %s is not supported: %s", f.Name, other.Name, other.Refusal)
 			}
-			return nil, fmt.Errorf("--%s is an option of --queue-type=%s, not %s", f.name, qt.name, selected.name)
+			return nil, fmt.Errorf("--%s is an option of --queue-type=%s, not %s", f.Name, other.Name, selected)
 		}
 	}
-	return selected, nil
+	return d, nil
+}
+
+// storeOptions gathers what driver d is opened with from its flags.
+// namespace is --store-namespace ("" when not given); port is the
+// server's, part of the default namespace.
+func storeOptions(d *store.Driver, fs *pflag.FlagSet, namespace string, port int) (store.Options, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	v := store.Values{
+		Lookup: func(name string) (string, bool) {
+			f := fs.Lookup(name)
+			if f == nil {
+				return "", false
+			}
+			return f.Value.String(), f.Changed
+		},
+		Namespace:        namespace,
+		DefaultNamespace: host + ":" + strconv.Itoa(port),
+	}
+	if d.Configure == nil {
+		return store.Options{Namespace: v.NamespaceOr("")}, nil
+	}
+	return d.Configure(v)
 }

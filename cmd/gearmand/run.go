@@ -20,7 +20,6 @@ import (
 	"gearmand/server"
 	"gearmand/server/tlsconf"
 	"gearmand/store"
-	"gearmand/store/redis"
 )
 
 // run is gearmand from parsing its arguments to its exit status.
@@ -344,20 +343,15 @@ func (p *process) reloadTLS() {
 }
 
 // logStoreWarnings logs, at start, how the store's own settings can lose
-// acknowledged jobs (Redis's persistence settings), so that it is seen
-// whatever the log level.
+// acknowledged jobs (store.Warner), so that it is seen whatever the log
+// level.
 func (p *process) logStoreWarnings(ctx context.Context) {
-	rs, ok := p.store.(*redis.Store)
+	w, ok := p.store.(store.Warner)
 	if !ok {
 		return
 	}
-	settings, err := rs.Persistence(ctx)
-	if err != nil {
-		p.log.notice.Warn("could not read Redis's persistence settings (managed services often refuse CONFIG GET): check appendonly, appendfsync and maxmemory-policy yourself", "err", err)
-		return
-	}
-	for _, w := range settings.Warnings() {
-		p.log.notice.Warn(w)
+	for _, line := range w.Warnings(ctx) {
+		p.log.notice.Warn(line)
 	}
 }
 
@@ -441,6 +435,8 @@ func switchUser(account *user.User) error {
 // the password a connection string may hold.
 func storeWhere(o *options) string {
 	switch {
+	case o.store.Where != "":
+		return o.store.Where
 	case o.store.Path != "":
 		return o.store.Path
 	case o.store.DSN != "":

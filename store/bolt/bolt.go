@@ -23,11 +23,21 @@ import (
 )
 
 func init() {
-	store.Register("bolt", func(ctx context.Context, o store.Options) (store.Store, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		return Open(o.Path, Logger(o.Logger))
+	store.Register(store.Driver{
+		Name:    "bolt",
+		Summary: "one file, embedded (the default)",
+		Flags: []store.Flag{
+			{Name: "bolt-file", Default: "gearmand.db", Usage: "the bolt store's `file` (-q bolt); a journal is kept beside it while the server runs"},
+		},
+		Configure: func(v store.Values) (store.Options, error) {
+			return store.PathOption(v, "bolt-file")
+		},
+		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return Open(o.Path, Logger(o.Logger))
+		},
 	})
 }
 

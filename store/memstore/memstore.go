@@ -15,8 +15,12 @@ import (
 )
 
 func init() {
-	store.Register("memory", func(context.Context, store.Options) (store.Store, error) {
-		return New(), nil
+	store.Register(store.Driver{
+		Name:    "memory",
+		Summary: "memory, for tests",
+		Open: func(context.Context, store.Options) (store.Store, error) {
+			return New(), nil
+		},
 	})
 }
 

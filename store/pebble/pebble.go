@@ -18,11 +18,21 @@ import (
 )
 
 func init() {
-	store.Register("pebble", func(ctx context.Context, o store.Options) (store.Store, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		return Open(o.Path, Logger(o.Logger))
+	store.Register(store.Driver{
+		Name:    "pebble",
+		Summary: "a directory, an embedded LSM store",
+		Flags: []store.Flag{
+			{Name: "pebble-dir", Default: "gearmand.pebble", Usage: "the pebble store's `directory` (-q pebble)"},
+		},
+		Configure: func(v store.Values) (store.Options, error) {
+			return store.PathOption(v, "pebble-dir")
+		},
+		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return Open(o.Path, Logger(o.Logger))
+		},
 	})
 }
 

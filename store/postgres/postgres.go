@@ -23,20 +23,6 @@ import (
 	"gearmand/store"
 )
 
-func init() {
-	store.Register("postgres", func(ctx context.Context, o store.Options) (store.Store, error) {
-		var opts []Option
-		if v, ok := o.Extra[ExtraApplyTimeout]; ok {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("postgres: %s %q: want a positive duration such as 5s", ExtraApplyTimeout, v)
-			}
-			opts = append(opts, ApplyTimeout(d))
-		}
-		return Open(ctx, o.DSN, o.Namespace, opts...)
-	})
-}
-
 // ExtraApplyTimeout is the store.Options.Extra key read by the registered
 // driver: a Go duration ("5s") for ApplyTimeout.
 const ExtraApplyTimeout = "apply-timeout"

@@ -19,16 +19,6 @@ import (
 	"gearmand/store"
 )
 
-func init() {
-	store.Register("redis", func(ctx context.Context, o store.Options) (store.Store, error) {
-		c, err := ConfigFromOptions(o)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, c)
-	})
-}
-
 // DefaultTimeout bounds each Apply, each Replay page and Open's INCR of
 // the owner key when Config.Timeout is zero: long enough for a large batch
 // fsynced by a busy Redis, short enough that a dead one fails the Apply

@@ -1,0 +1,62 @@
+package redis
+
+import (
+	"context"
+	"net"
+
+	"gearmand/store"
+)
+
+// The driver answers to gearmand's -q redis and its flags, beside our
+// --redis-addr for Sentinel and Cluster.
+func init() {
+	store.Register(store.Driver{
+		Name:    "redis",
+		Summary: "a Redis server, Sentinel or Cluster, shared by several servers",
+		Flags: []store.Flag{
+			{Name: "redis-addr", Usage: "Redis address `host:port`, or several comma-separated for Sentinel or Cluster (-q redis; default --redis-server:--redis-port)"},
+			{Name: "redis-server", Default: "127.0.0.1", Usage: "gearmand's Redis `host` (-q redis)"},
+			{Name: "redis-port", Default: "6379", Usage: "gearmand's Redis `port` (-q redis)"},
+			{Name: "redis-password", Usage: "Redis `password` (-q redis)"},
+			{Name: "redis-prefix", Usage: "gearmand's key `prefix`; used as the namespace when --store-namespace is not given (-q redis)"},
+		},
+		Configure: func(v store.Values) (store.Options, error) {
+			var o store.Options
+			o.DSN = v.String("redis-addr")
+			if o.DSN == "" {
+				if _, err := v.Port("redis-port"); err != nil {
+					return o, err
+				}
+				o.DSN = net.JoinHostPort(v.String("redis-server"), v.String("redis-port"))
+			}
+			if pw := v.String("redis-password"); pw != "" {
+				o.Extra = map[string]string{"password": pw}
+			}
+			prefix := ""
+			if v.Given("redis-prefix") {
+				prefix = v.String("redis-prefix")
+			}
+			o.Namespace = v.NamespaceOr(prefix)
+			return o, nil
+		},
+		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
+			c, err := ConfigFromOptions(o)
+			if err != nil {
+				return nil, err
+			}
+			return Open(ctx, c)
+		},
+	})
+}
+
+var _ store.Warner = (*Store)(nil)
+
+// Warnings implements store.Warner: what Redis's persistence settings can
+// lose, or that they could not be read.
+func (s *Store) Warnings(ctx context.Context) []string {
+	p, err := s.Persistence(ctx)
+	if err != nil {
+		return []string{"could not read Redis's persistence settings (managed services often refuse CONFIG GET): check appendonly, appendfsync and maxmemory-policy yourself: " + err.Error()}
+	}
+	return p.Warnings()
+}
