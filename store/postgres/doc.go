@@ -6,8 +6,9 @@
 //
 // It registers itself as "postgres" and reads store.Options.DSN (a libpq
 // URL or keyword/value connection string, as pgx accepts it),
-// store.Options.Namespace (required) and store.Options.Extra
-// ["apply-timeout"] (a Go duration, default 5s).
+// store.Options.Namespace (required), store.Options.Extra
+// ["apply-timeout"] (a Go duration, default 5s) and ["import-table"] (see
+// "Jobs C gearmand left behind") and store.Options.Logger.
 //
 // # Schema
 //
@@ -86,6 +87,44 @@
 // PostgreSQL 14 and later, unless the DSN sets it): a transaction whose
 // client died while it waited on a lock is aborted within about a second
 // rather than holding the fence, and the next Open, until the lock goes.
+//
+// # Jobs C gearmand left behind
+//
+// A user switching from C gearmand's -q Postgres keeps its command line,
+// and the jobs C gearmand queued must run. C gearmand 1.1.20 keeps them
+// in its own table, by default "queue" (--libpq-table), which it creates
+// as
+//
+//	CREATE TABLE queue (unique_key VARCHAR(64), function_name VARCHAR(255),
+//	    priority INTEGER, data BYTEA, when_to_run INTEGER,
+//	    UNIQUE (unique_key, function_name))
+//
+// one row per background job: priority 0 high, 1 normal, 2 low;
+// when_to_run the epoch second of a SUBMIT_JOB_EPOCH job, 0 for now; an
+// empty unique stored as the empty string. It deletes a row when its job is done.
+//
+// Open, once it owns the namespace, moves every row of that table into
+// gearmand_jobs under the namespace, in one transaction that the fence
+// opens like an Apply's: one statement deletes the rows from C's table
+// and inserts them, numbered after the namespace's largest Seq, ordered
+// by priority, then when_to_run, then place in the table (about the
+// order C gearmand wrote them). So a crash or an error half-way leaves
+// every row where it was; and since the rows are taken FOR UPDATE SKIP
+// LOCKED, servers of several namespaces starting together each take
+// their share and no row twice. Function and unique come back as the
+// bytes C gearmand sent, data byte for byte, and the queue gives each job
+// a fresh handle. Stop C gearmand first: a job it still holds in memory
+// would run on both servers.
+//
+// The table is found as C gearmand's queries find it (an unqualified name
+// on the search_path; a qualified one as given). A relation of that name
+// in another layout is left alone with a warning; rows naming no function
+// are left with a warning too, since no worker could run them. The number
+// of jobs taken over is logged through the Logger option (the server's
+// logger, store.Options.Logger, when opened through the registry).
+// ImportTable names another table, or none with "" or "-"; the registry
+// maps gearmand's --libpq-table to it (store.Options.Extra
+// ["import-table"]).
 //
 // # Failures
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -57,6 +58,8 @@ type Option func(*config)
 type config struct {
 	applyTimeout time.Duration
 	takeoverWait time.Duration
+	importTable  string
+	logger       *slog.Logger
 }
 
 // TakeoverWait sets how long Open waits for the in-flight writes of the
@@ -140,11 +143,15 @@ FROM gearmand_jobs WHERE namespace = $1 ORDER BY seq`
 // keyword/value string, as pgx accepts), brings its schema up to date with
 // the migrations package, and returns the store of namespace, which must
 // not be empty. Open fails if the database cannot be reached within ctx
-// and the apply timeout.
+// and the apply timeout. Once it owns the namespace, it moves in the jobs
+// C gearmand left in its own table (ImportTable; see the package doc).
 func Open(ctx context.Context, dsn, namespace string, opts ...Option) (*Store, error) {
-	cfg := config{applyTimeout: DefaultApplyTimeout, takeoverWait: DefaultTakeoverWait}
+	cfg := config{applyTimeout: DefaultApplyTimeout, takeoverWait: DefaultTakeoverWait, importTable: DefaultImportTable}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
 	}
 	if namespace == "" {
 		return nil, errors.New("postgres: no namespace given")
@@ -188,6 +195,10 @@ func Open(ctx context.Context, dsn, namespace string, opts ...Option) (*Store, e
 		return nil, err
 	}
 	if err := s.takeOver(ctx, cfg.takeoverWait); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.importCQueue(ctx, cfg.importTable, cfg.logger); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

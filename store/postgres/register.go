@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"gearmand/store"
 )
@@ -19,7 +17,7 @@ func init() {
 		Flags: []store.Flag{
 			{Name: "dsn", Usage: "PostgreSQL connection `URL` or key=value string (-q postgres)"},
 			{Name: "libpq-conninfo", Usage: "gearmand's spelling of --dsn (-q Postgres)"},
-			{Name: "libpq-table", Default: "queue", Usage: "the `table` C gearmand's -q Postgres kept its jobs in; jobs found there at start are taken over (-q Postgres)"},
+			{Name: "libpq-table", Default: DefaultImportTable, Usage: "the `table` C gearmand's -q Postgres kept its jobs in; jobs found there at start are moved into ours, - for none (-q Postgres)"},
 		},
 		Configure: func(v store.Values) (store.Options, error) {
 			dsn := v.String("dsn")
@@ -29,16 +27,16 @@ func init() {
 			if dsn == "" {
 				return store.Options{}, errors.New("--dsn: -q postgres needs a connection string (--dsn or --libpq-conninfo)")
 			}
-			return store.Options{DSN: dsn, Namespace: v.NamespaceOr("")}, nil
+			o := store.Options{DSN: dsn, Namespace: v.NamespaceOr("")}
+			if t := v.String("libpq-table"); t != DefaultImportTable {
+				o.Extra = map[string]string{ExtraImportTable: t}
+			}
+			return o, nil
 		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
-			var opts []Option
-			if v, ok := o.Extra[ExtraApplyTimeout]; ok {
-				d, err := time.ParseDuration(v)
-				if err != nil || d <= 0 {
-					return nil, fmt.Errorf("postgres: %s %q: want a positive duration such as 5s", ExtraApplyTimeout, v)
-				}
-				opts = append(opts, ApplyTimeout(d))
+			opts, err := OptionsFromExtra(o)
+			if err != nil {
+				return nil, err
 			}
 			return Open(ctx, o.DSN, o.Namespace, opts...)
 		},

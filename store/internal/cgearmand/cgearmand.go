@@ -1,0 +1,186 @@
+// Package cgearmand runs the real C gearmand (Debian package
+// gearman-job-server) for the tests of stores that take over the jobs it
+// left in its persistent queue: a test starts it with that queue's flags,
+// queues background jobs through it, stops it, and looks at what it left.
+//
+// Without the binary a test skips, naming the package to install, except
+// under CI=true, where it fails.
+package cgearmand
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"gearmand/client"
+	"gearmand/store"
+)
+
+// Path is where Debian installs C gearmand.
+const Path = "/usr/sbin/gearmand"
+
+// Server is a C gearmand the test started.
+type Server struct {
+	Addr   string // 127.0.0.1:port
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{}
+}
+
+// need returns the path of prog; when it is missing it skips the test,
+// or fails it under CI=true.
+func need(tb testing.TB, prog, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(prog)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("CI=true needs %s: install Debian package %s", prog, pkg)
+	}
+	tb.Skipf("no %s: install Debian package %s", prog, pkg)
+	return ""
+}
+
+// Start runs C gearmand with args (its queue flags) on a free loopback
+// port and returns once it answers ECHO_REQ. The test's cleanup stops it
+// if the test did not.
+func Start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	path := need(tb, Path, "gearman-job-server")
+	var last error
+	for range 5 { // a free port may be taken again before gearmand binds it
+		s, err := start(tb, path, args)
+		if err == nil {
+			tb.Cleanup(func() { s.Stop(tb) })
+			return s
+		}
+		last = err
+	}
+	tb.Fatalf("C gearmand did not start: %v", last)
+	return nil
+}
+
+func start(tb testing.TB, path string, args []string) (*Server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{})}
+	s.log = filepath.Join(tb.TempDir(), "gearmand.log")
+	s.cmd = exec.Command(path, append([]string{"-L", "127.0.0.1", "-p", strconv.Itoa(port),
+		"--log-file", s.log, "--verbose", "INFO"}, args...)...)
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := client.Dial(ctx, s.Addr)
+		if err == nil {
+			_, err = c.Echo(ctx, []byte("ping"))
+			c.Close()
+		}
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("gearmand %v exited: %v\n%s", s.cmd.Args, s.cmd.ProcessState, s.Log())
+		case <-time.After(20 * time.Millisecond): // polling for the listener
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			return nil, fmt.Errorf("gearmand %v did not answer within 10s: %v\n%s", s.cmd.Args, err, s.Log())
+		}
+	}
+}
+
+// Log is what gearmand wrote to its log file.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// Stop stops gearmand with SIGTERM, as an operator would, and waits for
+// it (SIGKILL after 10s). It does nothing to a server already stopped.
+func (s *Server) Stop(tb testing.TB) {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		tb.Errorf("C gearmand did not stop within 10s of SIGTERM; killed")
+		s.kill()
+	}
+}
+
+func (s *Server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// Job is a background job to queue.
+type Job struct {
+	Function, Unique string
+	Data             []byte
+	Priority         store.Priority
+	When             time.Time // not zero: SUBMIT_JOB_EPOCH, at normal priority
+}
+
+// Submit queues jobs through gearmand with this module's client (the
+// `gearman` CLI cannot send an empty unique, which libgearman replaces
+// with a UUID), failing the test unless gearmand answers JOB_CREATED.
+func (s *Server) Submit(tb testing.TB, jobs ...Job) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, s.Addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer c.Close()
+	pri := [...]client.Priority{store.Priority(0): client.High, 1: client.Normal, 2: client.Low}
+	for _, j := range jobs {
+		var err error
+		if j.When.IsZero() {
+			_, err = c.SubmitBackground(ctx, j.Function, j.Unique, j.Data, pri[j.Priority])
+		} else {
+			_, err = c.SubmitEpoch(ctx, j.Function, j.Unique, j.Data, j.When)
+		}
+		if err != nil {
+			tb.Fatalf("C gearmand refused %+v: %v\n%s", j, err, s.Log())
+		}
+	}
+}
+
+// SubmitCLI queues a normal background job with the `gearman` CLI
+// (Debian package gearman-tools) and no unique: libgearman gives it a
+// UUID, as it does every job submitted without one.
+func (s *Server) SubmitCLI(tb testing.TB, function, data string) {
+	tb.Helper()
+	gearman := need(tb, "gearman", "gearman-tools")
+	host, port, _ := net.SplitHostPort(s.Addr)
+	out, err := exec.Command(gearman, "-h", host, "-p", port, "-b", "-f", function, "--", data).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("gearman -b -f %s: %v\n%s", function, err, out)
+	}
+}
