@@ -1,0 +1,741 @@
+package queuetable
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"gearmand/store"
+)
+
+// DefaultTable is the table C gearmand's libsqlite3 and MySQL modules use
+// when none is given (--libsqlite3-table, --mysql-table).
+const DefaultTable = "gearman_queue"
+
+// Replay reads at most ReplayChunk rows per query, and stops a chunk early
+// once it holds ReplayChunkBytes of data, so that memory stays bounded
+// whatever the size of the jobs.
+const (
+	ReplayChunk      = 512
+	ReplayChunkBytes = 16 << 20
+)
+
+// ErrLayout is wrapped by Open's error when the table exists in a layout
+// that is not C gearmand's queue table. Nothing was changed.
+var ErrLayout = errors.New("table is not a gearmand queue table")
+
+// Dialect is the SQL that differs between engines. Every field is
+// required unless its doc says otherwise. A Dialect is read-only once
+// passed to Open.
+type Dialect struct {
+	// Name names the engine in messages, in lower case: "sqlite",
+	// "mysql". Errors are prefixed with it.
+	Name string
+
+	// CreateTable returns the statement that creates the queue table
+	// exactly as C gearmand 1.1.20 does (the five columns and the key on
+	// unique_key, function_name), for table, already quoted. Open runs it
+	// when the table is absent and then adds the extra columns.
+	CreateTable func(quotedTable string) string
+
+	// IntegerType is the SQL type of the extra integer columns (seq,
+	// attempts, created_ns, run_at_ns): at least 64-bit signed, nullable.
+	// BytesType is that of the extra byte-string columns (handle, reducer,
+	// job_unique, job_function): any bytes, NULs included, any length up
+	// to the engine's limit, nullable, with '' distinct from NULL.
+	IntegerType, BytesType string
+
+	// Columns returns the names of table's columns (lower case), none
+	// when the table does not exist. Indexes returns the names of its
+	// indexes. table is unquoted. Both run inside Open's transaction.
+	Columns func(ctx context.Context, tx *sql.Tx, table string) ([]string, error)
+	Indexes func(ctx context.Context, tx *sql.Tx, table string) ([]string, error)
+
+	// Quote quotes an identifier (the table and index names, which Open
+	// has checked to be [A-Za-z_][A-Za-z0-9_$]*).
+	Quote func(ident string) string
+
+	// MaxParams is the most bound parameters one statement may have. A
+	// multi-row INSERT has 13 per row.
+	MaxParams int
+
+	// MaxStatementBytes, if not 0, caps the data bytes of the rows of one
+	// INSERT (a larger row goes alone), for engines whose statement size
+	// is bounded (MySQL's max_allowed_packet).
+	MaxStatementBytes int
+
+	// NumberOrder is the ORDER BY list in which Replay gives Seqs to the
+	// rows C gearmand wrote (seq NULL): SQLite "rowid", the order C
+	// inserted them; an engine without one "priority, when_to_run".
+	NumberOrder string
+
+	// RowID, if not "", is the engine's row identifier ("rowid"), by
+	// which Replay addresses the rows it numbers; otherwise it addresses
+	// them by (unique_key, function_name), C's key.
+	RowID string
+
+	// Fits, if not nil, reports whether value can be stored byte for byte
+	// in C's key column ("unique_key" or "function_name"): within its
+	// length and character set. A value that does not fit gets a UUID
+	// stand-in there and is kept in job_unique or job_function. nil:
+	// every value fits.
+	Fits func(column, value string) bool
+
+	// MaxWhenToRun, if not 0, is the largest value when_to_run can hold
+	// (MySQL INT: 2147483647); later run times are written as it there
+	// (C gearmand would run such a job early, at that second) and kept
+	// exact in run_at_ns.
+	MaxWhenToRun int64
+
+	// IsDuplicate reports whether err is the engine's unique-key
+	// violation (SQLite SQLITE_CONSTRAINT_PRIMARYKEY or _UNIQUE, MySQL
+	// 1062). The statement that failed must have changed nothing and left
+	// the transaction usable, as both engines do by default.
+	IsDuplicate func(err error) bool
+
+	// Interpret maps an engine error to one that wraps a store sentinel
+	// (with store.Wrap), or returns nil when err is none it knows, which
+	// is then returned as it is. It is called once per failure, from
+	// Store.interpret, never with a context error.
+	Interpret func(err error) error
+}
+
+// Config is what Open needs besides the database and dialect.
+type Config struct {
+	// Table is the queue table; "" means DefaultTable. It must match
+	// [A-Za-z_][A-Za-z0-9_$]{0,63}.
+	Table string
+	// TableFlag is the command-line flag that sets Table
+	// ("--libsqlite3-table"), named in errors about the table.
+	TableFlag string
+	// Where names the database in errors and the log, without secrets:
+	// "/var/lib/gearman/queue.db", "database gearman on db:3306".
+	Where string
+	// Logger receives what an operator should know: rows of C gearmand
+	// numbered, colliding adds renamed. nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store in C gearmand's queue table. It is safe for
+// concurrent use as far as its *sql.DB is; it owns the *sql.DB and closes
+// it in Close. It implements store.Corruption.
+type Store struct {
+	store.CorruptReporter
+
+	db     *sql.DB
+	d      *Dialect
+	table  string // unquoted
+	qt     string // quoted
+	where  string
+	log    *slog.Logger
+	closed atomic.Bool
+
+	// Statement texts built once: a full-size INSERT and DELETE, and the
+	// replay query.
+	rowsPerInsert  int
+	fullInsert     string
+	idsPerDelete   int
+	fullDelete     string
+	replayQuery    string
+	insertColsList string
+}
+
+var _ store.Store = (*Store)(nil)
+var _ store.Corruption = (*Store)(nil)
+
+// cColumns are C gearmand's five columns; when_to_run is last because C
+// adds it to older tables, and so does Open.
+var cColumns = []string{"unique_key", "function_name", "priority", "data", "when_to_run"}
+
+// extraColumns are ours, in insert order after C's five; isInt chooses
+// IntegerType over BytesType.
+var extraColumns = []struct {
+	name  string
+	isInt bool
+}{
+	{"seq", true},
+	{"handle", false},
+	{"reducer", false},
+	{"attempts", true},
+	{"created_ns", true},
+	{"run_at_ns", true},
+	{"job_unique", false},
+	{"job_function", false},
+}
+
+// columnsPerRow is the number of parameters of one inserted row.
+var columnsPerRow = len(cColumns) + len(extraColumns)
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,63}$`)
+
+// Open prepares the queue table in db (creating it as C gearmand does,
+// adding our columns to C's table, refusing a table in another layout
+// with an error wrapping ErrLayout) and returns the store. On success the
+// Store owns db; on error the caller still does, and the table is as it
+// was unless the error says otherwise.
+func Open(ctx context.Context, db *sql.DB, d *Dialect, cfg Config) (*Store, error) {
+	if cfg.Table == "" {
+		cfg.Table = DefaultTable
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if !tableName.MatchString(cfg.Table) {
+		return nil, fmt.Errorf("%s: table name %q (%s): want letters, digits, _ or $, not starting with a digit, at most 64",
+			d.Name, cfg.Table, flagName(cfg.TableFlag))
+	}
+	s := &Store{
+		db:    db,
+		d:     d,
+		table: cfg.Table,
+		qt:    d.Quote(cfg.Table),
+		where: cfg.Where,
+		log:   cfg.Logger.With("store", d.Name, "table", cfg.Table),
+	}
+	s.buildStatements()
+	if err := s.prepareTable(ctx, cfg.TableFlag); err != nil {
+		if errors.Is(err, ErrLayout) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("preparing table %s in %s: %w", cfg.Table, cfg.Where, s.interpret(ctx, err))
+	}
+	return s, nil
+}
+
+func flagName(f string) string {
+	if f == "" {
+		return "the table setting"
+	}
+	return f
+}
+
+func (s *Store) buildStatements() {
+	names := slices.Clone(cColumns)
+	for _, c := range extraColumns {
+		names = append(names, c.name)
+	}
+	s.insertColsList = strings.Join(names, ", ")
+	s.rowsPerInsert = max(1, s.d.MaxParams/columnsPerRow)
+	s.fullInsert = s.insertSQL(s.rowsPerInsert)
+	s.idsPerDelete = max(1, s.d.MaxParams)
+	s.fullDelete = s.deleteSQL(s.idsPerDelete)
+	s.replayQuery = "SELECT seq, unique_key, function_name, priority, data, when_to_run, " +
+		"handle, reducer, attempts, created_ns, run_at_ns, job_unique, job_function FROM " + s.qt +
+		" WHERE seq >= ? ORDER BY seq LIMIT " + strconv.Itoa(ReplayChunk)
+}
+
+func (s *Store) insertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + s.qt + " (" + s.insertColsList + ") VALUES ")
+	row := "(" + strings.Repeat("?, ", columnsPerRow-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+func (s *Store) deleteSQL(ids int) string {
+	return "DELETE FROM " + s.qt + " WHERE seq IN (" + strings.Repeat("?, ", ids-1) + "?)"
+}
+
+// prepareTable creates or completes the table in one transaction (atomic
+// where the engine's DDL is transactional: SQLite; MySQL commits each DDL
+// statement, but checks the layout before any).
+func (s *Store) prepareTable(ctx context.Context, flag string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	cols, err := s.d.Columns(ctx, tx, s.table)
+	if err != nil {
+		return err
+	}
+	if len(cols) == 0 {
+		if _, err := tx.ExecContext(ctx, s.d.CreateTable(s.qt)); err != nil {
+			return err
+		}
+		s.log.Info("created the queue table as C gearmand does", "where", s.where)
+		cols = cColumns
+	}
+	var missing []string
+	for _, c := range cColumns[:4] {
+		if !slices.Contains(cols, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: table %s in %s is not a gearmand queue table: it has no column %s (its columns: %s); "+
+			"give another table with %s, or rename this one: %w",
+			s.d.Name, s.table, s.where, strings.Join(missing, ", "), strings.Join(cols, ", "), flagName(flag), ErrLayout)
+	}
+	add := func(name, typ string) error {
+		_, err := tx.ExecContext(ctx, "ALTER TABLE "+s.qt+" ADD COLUMN "+name+" "+typ)
+		return err
+	}
+	if !slices.Contains(cols, "when_to_run") {
+		// What C gearmand does with a table from before epoch jobs.
+		if err := add("when_to_run", s.d.IntegerType); err != nil {
+			return err
+		}
+	}
+	for _, c := range extraColumns {
+		if slices.Contains(cols, c.name) {
+			continue
+		}
+		typ := s.d.BytesType
+		if c.isInt {
+			typ = s.d.IntegerType
+		}
+		if err := add(c.name, typ); err != nil {
+			return err
+		}
+	}
+	indexes, err := s.d.Indexes(ctx, tx, s.table)
+	if err != nil {
+		return err
+	}
+	if index := s.table + "_seq"; !slices.Contains(indexes, index) {
+		if _, err := tx.ExecContext(ctx, "CREATE UNIQUE INDEX "+s.d.Quote(index)+" ON "+s.qt+" (seq)"); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Table is the name of the queue table.
+func (s *Store) Table() string { return s.table }
+
+// DB is the store's database handle, for tests that look at the table.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Apply makes b durable in one transaction (see the package doc): the
+// deletes and the Seqs the adds replace go first, then the adds in
+// multi-row INSERTs; nil only after COMMIT returned. An add that collides
+// on C's key (unique_key, function_name) with another stored row is kept
+// under a UUID stand-in in unique_key, never dropped and never dropping
+// the other row.
+func (s *Store) Apply(ctx context.Context, b store.Batch) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	for i := range b.Adds {
+		if b.Adds[i].Seq > math.MaxInt64 {
+			return fmt.Errorf("%s: %w: Seq %d is above 2^63-1", s.d.Name, store.ErrTooLarge, b.Adds[i].Seq)
+		}
+	}
+	return s.interpret(ctx, s.apply(ctx, b))
+}
+
+func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	ids := make([]any, 0, len(b.Deletes)+len(b.Adds))
+	for _, seq := range b.Deletes {
+		if seq <= math.MaxInt64 { // no larger Seq can be stored
+			ids = append(ids, int64(seq))
+		}
+	}
+	for i := range b.Adds {
+		ids = append(ids, int64(b.Adds[i].Seq))
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), s.idsPerDelete)
+		q := s.fullDelete
+		if n < s.idsPerDelete {
+			q = s.deleteSQL(n)
+		}
+		if _, err := tx.ExecContext(ctx, q, ids[:n]...); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	args := make([]any, 0, min(len(b.Adds), s.rowsPerInsert)*columnsPerRow)
+	for adds := b.Adds; len(adds) > 0; {
+		n, bytes := 0, 0
+		for n < len(adds) && n < s.rowsPerInsert {
+			bytes += len(adds[n].Data)
+			if n > 0 && s.d.MaxStatementBytes > 0 && bytes > s.d.MaxStatementBytes {
+				break
+			}
+			n++
+		}
+		args = args[:0]
+		for i := range adds[:n] {
+			args = s.appendRow(args, &adds[i], false)
+		}
+		q := s.fullInsert
+		if n < s.rowsPerInsert {
+			q = s.insertSQL(n)
+		}
+		_, err := tx.ExecContext(ctx, q, args...)
+		if err != nil && s.d.IsDuplicate(err) {
+			err = s.insertOneByOne(ctx, tx, adds[:n])
+		}
+		if err != nil {
+			return err
+		}
+		adds = adds[n:]
+	}
+	return tx.Commit()
+}
+
+// insertOneByOne inserts rows one statement each, after a multi-row
+// INSERT failed on a duplicate key and changed nothing: a row that
+// collides with a stored one on (unique_key, function_name) is inserted
+// again under a UUID stand-in, its unique kept in job_unique.
+func (s *Store) insertOneByOne(ctx context.Context, tx *sql.Tx, adds []store.Record) error {
+	one := s.insertSQL(1)
+	args := make([]any, 0, columnsPerRow)
+	for i := range adds {
+		r := &adds[i]
+		_, err := tx.ExecContext(ctx, one, s.appendRow(args[:0], r, false)...)
+		if err != nil && s.d.IsDuplicate(err) {
+			s.log.Warn("a job's unique and function are already in the queue table under another job: "+
+				"kept both, this one under a generated unique_key (C gearmand would run it under that unique)",
+				"seq", r.Seq, "function", r.Function, "unique", r.Unique)
+			_, err = tx.ExecContext(ctx, one, s.appendRow(args[:0], r, true)...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendRow appends the parameters of r's row, in insert order: C's five
+// columns filled as C gearmand fills them (unique_key and function_name as
+// text, data as a blob, never NULL), then ours. With standIn, unique_key
+// is a fresh UUID whatever r.Unique is.
+func (s *Store) appendRow(args []any, r *store.Record, standIn bool) []any {
+	var jobUnique, jobFunction any // NULL: the C column holds the value
+	unique := r.Unique
+	if standIn || unique == "" || !s.fits("unique_key", unique) {
+		unique = newUUID()
+		jobUnique = []byte(r.Unique)
+	}
+	function := r.Function
+	if !s.fits("function_name", function) {
+		function = newUUID()
+		jobFunction = []byte(r.Function)
+	}
+	data := r.Data
+	if data == nil {
+		data = []byte{} // a zero-length blob: C's SQLite replay refuses NULL
+	}
+	return append(args,
+		unique, function, int64(r.Priority), data, s.whenToRun(r.RunAt),
+		int64(r.Seq), nullBytes(r.Handle), nullBytes(r.Reducer), int64(r.Attempts),
+		unixNanos(r.Created), unixNanos(r.RunAt), jobUnique, jobFunction)
+}
+
+func (s *Store) fits(column, value string) bool {
+	return s.d.Fits == nil || s.d.Fits(column, value)
+}
+
+// whenToRun is C's when_to_run for t: 0 for now, else the epoch second,
+// rounded up so that C gearmand never runs the job early, and capped at
+// Dialect.MaxWhenToRun.
+func (s *Store) whenToRun(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	if s.d.MaxWhenToRun > 0 && sec > s.d.MaxWhenToRun {
+		sec = s.d.MaxWhenToRun
+	}
+	return max(sec, 0)
+}
+
+// nullBytes is NULL for "", else the bytes of v.
+func nullBytes(v string) any {
+	if v == "" {
+		return nil
+	}
+	return []byte(v)
+}
+
+// unixNanos is NULL for the zero time and for times whose Unix
+// nanoseconds overflow an int64 (before 1678 or after 2262; when_to_run
+// then keeps the second).
+func unixNanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	if sec := t.Unix(); sec <= math.MinInt64/int64(time.Second) || sec >= math.MaxInt64/int64(time.Second) {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// newUUID returns a random (version 4) UUID in the 36-character lower-case
+// form libgearman gives a background job submitted without a unique.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Replay numbers the rows C gearmand wrote, in one committed transaction,
+// then calls fn for every row in ascending Seq order, reading in chunks
+// that are closed before fn runs (see the package doc).
+func (s *Store) Replay(ctx context.Context, fn func(store.Record) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := s.numberCRows(ctx); err != nil {
+		return s.interpret(ctx, err)
+	}
+	read := func(from []byte) ([]store.Entry, []byte, error) {
+		chunk, next, err := s.readChunk(ctx, from)
+		return chunk, next, s.interpret(ctx, err)
+	}
+	corrupt := func(key []byte, err error) {
+		seq, _ := store.ParseKey(key)
+		s.ReportCorrupt("seq "+strconv.FormatUint(seq, 10), err)
+	}
+	return store.ReplayChunks(ctx, read, corrupt, fn)
+}
+
+// numberCRows gives the rows without a seq (C gearmand's) Seqs above every
+// stored one, in Dialect.NumberOrder, and commits.
+func (s *Store) numberCRows(ctx context.Context) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	key := []string{"unique_key", "function_name"}
+	if s.d.RowID != "" {
+		key = []string{s.d.RowID}
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(key, ", ")+" FROM "+s.qt+
+		" WHERE seq IS NULL ORDER BY "+s.d.NumberOrder)
+	if err != nil {
+		return err
+	}
+	var keys [][]any
+	for rows.Next() {
+		k := make([]any, len(key))
+		ptrs := make([]any, len(key))
+		for i := range k {
+			ptrs[i] = &k[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return err
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var top sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+s.qt).Scan(&top); err != nil {
+		return err
+	}
+	update, err := tx.PrepareContext(ctx, "UPDATE "+s.qt+" SET seq = ? WHERE "+
+		strings.Join(key, " = ? AND ")+" = ? AND seq IS NULL")
+	if err != nil {
+		return err
+	}
+	defer update.Close()
+	seq, lost := top.Int64, 0
+	for _, k := range keys {
+		seq++
+		res, err := update.ExecContext(ctx, append([]any{seq}, k...)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n != 1 {
+			lost++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.log.Info("numbered the jobs C gearmand left in the queue table", "jobs", len(keys), "first_seq", top.Int64+1, "last_seq", seq)
+	if lost > 0 {
+		s.log.Warn("rows of the queue table could not be numbered (a NULL or duplicate unique_key and function_name): they are not replayed",
+			"rows", lost)
+	}
+	return nil
+}
+
+// readChunk reads the rows from the Seq in from (nil: the first) on, at
+// most ReplayChunk of them and about ReplayChunkBytes of data, and closes
+// the query before returning. next is the key after the last row, nil at
+// the end.
+func (s *Store) readChunk(ctx context.Context, from []byte) (chunk []store.Entry, next []byte, err error) {
+	var start int64
+	if from != nil {
+		seq, err := store.ParseKey(from)
+		if err != nil {
+			return nil, nil, err
+		}
+		start = int64(seq)
+	}
+	rows, err := s.db.QueryContext(ctx, s.replayQuery, start)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		bytes int
+		last  int64 = -1
+		n     int
+	)
+	for rows.Next() {
+		n++
+		var c columns
+		if err := rows.Scan(&c.seq, &c.unique, &c.function, &c.priority, &c.data, &c.whenToRun,
+			&c.handle, &c.reducer, &c.attempts, &c.created, &c.runAt, &c.jobUnique, &c.jobFunction); err != nil {
+			return nil, nil, err
+		}
+		last = c.seq
+		r, err := c.record()
+		if err != nil {
+			chunk = append(chunk, store.Entry{Key: store.AppendKey(nil, uint64(c.seq)), Err: err})
+		} else {
+			chunk = append(chunk, store.Entry{Record: r})
+		}
+		if bytes += len(c.data); bytes >= ReplayChunkBytes {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if last >= 0 && (n == ReplayChunk || bytes >= ReplayChunkBytes) && last < math.MaxInt64 {
+		next = store.AppendKey(nil, uint64(last)+1)
+	}
+	return chunk, next, nil
+}
+
+// columns are one row as Replay scans it.
+type columns struct {
+	seq                      int64
+	unique, function         sql.NullString
+	priority, whenToRun      sql.NullInt64
+	data                     []byte
+	handle, reducer          sql.NullString
+	attempts, created, runAt sql.NullInt64
+	jobUnique, jobFunction   sql.NullString
+}
+
+// record makes the Record of a row, or says why it cannot.
+func (c *columns) record() (store.Record, error) {
+	corrupt := func(format string, args ...any) (store.Record, error) {
+		return store.Record{}, fmt.Errorf("%w: row with seq %d: %s", store.ErrCorrupt, c.seq, fmt.Sprintf(format, args...))
+	}
+	if !c.function.Valid && !c.jobFunction.Valid {
+		return corrupt("function_name is NULL")
+	}
+	if !c.priority.Valid || c.priority.Int64 < 0 || c.priority.Int64 > 2 {
+		return corrupt("priority is %v, want 0, 1 or 2", nullString(c.priority))
+	}
+	if c.attempts.Int64 < 0 || c.attempts.Int64 > math.MaxUint32 {
+		return corrupt("attempts is %d", c.attempts.Int64)
+	}
+	r := store.Record{
+		Seq:      uint64(c.seq),
+		Handle:   c.handle.String,
+		Function: c.function.String,
+		Unique:   c.unique.String,
+		Data:     c.data,
+		Priority: store.Priority(c.priority.Int64),
+		Reducer:  c.reducer.String,
+		Attempts: uint32(c.attempts.Int64),
+	}
+	if c.jobUnique.Valid {
+		r.Unique = c.jobUnique.String
+	}
+	if c.jobFunction.Valid {
+		r.Function = c.jobFunction.String
+	}
+	switch {
+	case c.runAt.Valid:
+		r.RunAt = time.Unix(0, c.runAt.Int64)
+	case c.whenToRun.Valid && c.whenToRun.Int64 > 0:
+		r.RunAt = time.Unix(c.whenToRun.Int64, 0)
+	}
+	if c.created.Valid {
+		r.Created = time.Unix(0, c.created.Int64)
+	}
+	return r, nil
+}
+
+func nullString(v sql.NullInt64) string {
+	if !v.Valid {
+		return "NULL"
+	}
+	return strconv.FormatInt(v.Int64, 10)
+}
+
+// Close closes the database. It is idempotent; every later call of the
+// store returns store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.interpret(context.Background(), s.db.Close())
+}
+
+// interpret is the one place errors become store sentinels (see the
+// package doc).
+func (s *Store) interpret(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case store.IsSentinel(err), errors.Is(err, ErrLayout):
+		return err
+	case s.closed.Load():
+		return store.Wrap(s.d.Name+": closed: "+err.Error(), store.ErrClosed, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if ctx.Err() != nil {
+			return err
+		}
+		return store.Wrap(s.d.Name+": the database did not answer in time: "+err.Error(), store.ErrUnavailable, err)
+	}
+	if mapped := s.d.Interpret(err); mapped != nil {
+		return mapped
+	}
+	return fmt.Errorf("%s: %w", s.d.Name, err)
+}
