@@ -1,0 +1,53 @@
+// Package sqlite is a store.Store in an SQLite file, in the table C
+// gearmand's libsqlite3 queue module uses (gearmand -q libsqlite3
+// --libsqlite3-db FILE [--libsqlite3-table T]), so that the jobs either
+// server leaves in the file are run by the other. The table, its extra
+// columns, Apply, Replay and the numbering of C gearmand's rows are
+// package queuetable's; this package opens the file and supplies the
+// SQLite dialect.
+//
+// # Settings
+//
+//   - the file (--libsqlite3-db, Open's path): required, as in C
+//     gearmand; created when absent, in a directory that must exist.
+//   - the table (--libsqlite3-table, the Table option): default
+//     gearman_queue (queuetable.DefaultTable).
+//
+// C gearmand's --store-queue-on-shutdown (write the queue only when the
+// server stops) has no counterpart here: every background job is written
+// before it is acknowledged.
+//
+// # SQLite
+//
+// The engine is modernc.org/sqlite, SQLite's C source translated to Go:
+// no cgo, so the gearmand binary stays static, and SQLite itself rather
+// than a reimplementation, so the file format and locking are those C
+// gearmand's libsqlite3 uses on the same file.
+//
+// Every connection runs with journal_mode=WAL and synchronous=FULL: a
+// commit returns once the WAL is fsynced, so a committed job survives a
+// power cut. (The default rollback journal commits by deleting the
+// journal file without syncing the directory, so a power cut can bring
+// the journal back and roll back an acknowledged transaction; C gearmand
+// 1.1.20 loses about one job per cut that way.) WAL is a property of the
+// file: C gearmand (Debian's gearman-job-server 1.1.20 with its
+// libsqlite3) opens and uses it as it is, as the interop tests show, and
+// is then durable the same way. Transactions begin IMMEDIATE, and
+// busy_timeout is 5s, as C gearmand's 6s: a C gearmand or sqlite3 shell
+// reading the file briefly delays a commit instead of failing it.
+//
+// The Store holds an flock on the file while open, so a second gearmand
+// of ours on the same file fails with store.ErrLocked. (SQLite's own
+// locks are POSIX locks, which flock does not touch, so C gearmand is not
+// kept out by it: do not run both on one file at once.)
+//
+// # Errors
+//
+// Open refuses, with an error that names the file: an empty path, a
+// directory that does not exist, a path that is a directory, a file
+// that is not an SQLite database (store.ErrCorrupt), a file or directory
+// it cannot write (fs.ErrPermission), and a table in another layout
+// (queuetable.ErrLayout, naming --libsqlite3-table). It never changes a
+// file it refuses. interpretError maps SQLite's result codes to the store
+// sentinels.
+package sqlite
