@@ -12,8 +12,15 @@ import (
 
 	"go.uber.org/goleak"
 
+	"gearmand/store/mysql/mariadbtest"
 	"gearmand/store/postgres/pgtest"
 )
+
+// runFunc is a function with testing.M's Run method, to nest the TestMain
+// helpers of two packages.
+type runFunc func() int
+
+func (f runFunc) Run() int { return f() }
 
 // gearmandBin is the binary under test, built once by TestMain.
 var gearmandBin string
@@ -31,10 +38,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	// pgtest starts one throwaway PostgreSQL for the networked-store
-	// tests, stops it after them, and leaves it alone when the binaries
-	// are missing (the tests that need it then skip).
-	code := pgtest.Run(m)
+	// pgtest and mariadbtest start one throwaway PostgreSQL and one
+	// MariaDB for the networked-store tests, stop them after them, and
+	// leave them alone when the binaries are missing (the tests that need
+	// them then skip, or fail under CI=true).
+	code := pgtest.Run(runFunc(func() int { return mariadbtest.Run(m) }))
 	os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -94,8 +94,9 @@ var (
 func Main(m *testing.M) { os.Exit(Run(m)) }
 
 // Run is Main without the exit: it returns m.Run's code, for a TestMain
-// that checks more after the server is gone.
-func Run(m *testing.M) int {
+// that checks more after the server is gone, or that needs another
+// package's server too (m may be anything whose Run calls that package's Run).
+func Run(m interface{ Run() int }) int {
 	shared, setupErr = start()
 	code := m.Run()
 	if shared != nil && shared.Throwaway() {

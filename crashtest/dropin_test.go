@@ -1,0 +1,339 @@
+package crashtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gearmand/client"
+	"gearmand/store/mysql/mariadbtest"
+	"gearmand/store/postgres/pgtest"
+)
+
+// The drop-in tests run the real C gearmand (Debian's gearman-job-server,
+// /usr/sbin/gearmand) and ours, one after the other, with the same queue
+// options, as a user swapping the binary would: every background job the
+// one queued is run by the other, once.
+
+// cGearmandBin is where Debian installs C gearmand.
+const cGearmandBin = "/usr/sbin/gearmand"
+
+// dropInJobs is how many background jobs each direction queues.
+const dropInJobs = 60
+
+// dropInFunction is the function every drop-in job is for.
+const dropInFunction = "dropin"
+
+// dropInQueue is one of C gearmand's persistent queue modules and how a
+// test gets a place of its own for it.
+type dropInQueue struct {
+	name string
+	// args returns the queue options both servers are started with.
+	args func(t *testing.T) []string
+	// shared: both servers keep their jobs in C's own table, so ours can
+	// hand jobs back to C (SQLite, MySQL). PostgreSQL and Redis take C's
+	// jobs over into our own layout at start, one way.
+	shared bool
+	// oneEmptyUnique: C keeps at most one background job with an empty
+	// unique per function. Its Postgres module keys rows by (unique,
+	// function) and answers a second one with QUEUE_ERROR; its redis
+	// module would overwrite the first one's key.
+	oneEmptyUnique bool
+}
+
+var dropInQueues = []dropInQueue{
+	{name: "libsqlite3", shared: true, args: func(t *testing.T) []string {
+		return []string{"-q", "libsqlite3", "--libsqlite3-db", filepath.Join(t.TempDir(), "queue.db")}
+	}},
+	{name: "MySQL", shared: true, args: func(t *testing.T) []string {
+		db := mariadbtest.Server(t)
+		return []string{"-q", "MySQL", "--mysql-host", db.Host, "--mysql-port", strconv.Itoa(db.Port),
+			"--mysql-user", db.User, "--mysql-password", db.Password, "--mysql-db", db.NewDatabase(t)}
+	}},
+	{name: "Postgres", oneEmptyUnique: true, args: func(t *testing.T) []string {
+		dsn := pgtest.Server(t).NewDatabase(t)
+		return []string{"-q", "Postgres", "--libpq-conninfo", dsn}
+	}},
+	{name: "redis", oneEmptyUnique: true, args: func(t *testing.T) []string {
+		rs := startRedis(t)
+		host, port, _ := net.SplitHostPort(rs.addr)
+		return []string{"-q", "redis", "--redis-server", host, "--redis-port", port}
+	}},
+}
+
+// dropInJob is job i of a drop-in test: every third with an empty unique
+// (only the first one when the queue has oneEmptyUnique), uniques with
+// dashes (which C's Redis keys also use as separators), the three
+// priorities in turn, and data with a NUL byte.
+func (q dropInQueue) job(i int) (unique string, data []byte, pri client.Priority) {
+	if i%3 != 0 || (q.oneEmptyUnique && i > 0) {
+		unique = fmt.Sprintf("u-%d-x", i)
+	}
+	return unique, fmt.Appendf(nil, "job %d\x00end", i), []client.Priority{client.High, client.Normal, client.Low}[i%3]
+}
+
+// TestCQueueRunsHere: jobs C gearmand left in its persistent queue run on
+// ours started with the same options, each once, and are gone from C's
+// place afterwards (C started again finds none).
+func TestCQueueRunsHere(t *testing.T) {
+	for _, q := range dropInQueues {
+		t.Run(q.name, func(t *testing.T) {
+			args := q.args(t)
+			c := startC(t, args)
+			q.submit(t, c.addr)
+			c.stop(t)
+
+			g := newGearmand(t, args...)
+			l := g.start()
+			if n := l.replayed(); n != dropInJobs {
+				t.Errorf("ours replayed %d jobs of C's, want %d\nlog:\n%s", n, dropInJobs, tail(l.log(), 20))
+			}
+			q.drain(t, l.addr)
+			l.stop(t)
+
+			// Nothing is left for either server.
+			l = g.start()
+			if n := l.replayed(); n != 0 {
+				t.Errorf("after the drain ours replayed %d jobs, want 0", n)
+			}
+			l.stop(t)
+			c = startC(t, args)
+			if n, err := jobsOf(c.addr, dropInFunction); err != nil || n != 0 {
+				t.Errorf("C gearmand started again holds %d jobs (%v), want 0: ours ran them", n, err)
+			}
+			c.stop(t)
+		})
+	}
+}
+
+// TestOurQueueRunsOnC: jobs ours left in C's table are run by C gearmand
+// started with the same options: the way back.
+func TestOurQueueRunsOnC(t *testing.T) {
+	for _, q := range dropInQueues {
+		if !q.shared {
+			continue
+		}
+		t.Run(q.name, func(t *testing.T) {
+			args := q.args(t)
+			g := newGearmand(t, args...)
+			l := g.start()
+			q.submit(t, l.addr)
+			l.stop(t)
+
+			c := startC(t, args)
+			q.drain(t, c.addr)
+			c.stop(t)
+
+			l = g.start()
+			if n := l.replayed(); n != 0 {
+				t.Errorf("after C drained the queue ours replayed %d jobs, want 0", n)
+			}
+			l.stop(t)
+		})
+	}
+}
+
+// submit queues the test's background jobs on the server at addr.
+func (q dropInQueue) submit(t *testing.T, addr string) {
+	t.Helper()
+	ctx, c := dial(t, addr)
+	for i := range dropInJobs {
+		unique, data, pri := q.job(i)
+		if _, err := c.SubmitBackground(ctx, dropInFunction, unique, data, pri); err != nil {
+			t.Fatalf("submitting job %d to %s: %v", i, addr, err)
+		}
+	}
+	if n, err := jobsOf(addr, dropInFunction); err != nil || n != dropInJobs {
+		t.Fatalf("%s holds %d jobs (%v) after the submits, want %d", addr, n, err, dropInJobs)
+	}
+}
+
+// drain runs one worker on the server at addr until every job of submit
+// has run, and checks each ran once with its data whole, and
+// the high-priority jobs before the low ones.
+func (q dropInQueue) drain(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := client.NewWorker(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var mu sync.Mutex
+	var got [][]byte
+	all := make(chan struct{})
+	w.Register(dropInFunction, func(_ context.Context, j *client.Job) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, bytes.Clone(j.Data))
+		if len(got) == dropInJobs {
+			close(all)
+		}
+		return nil, nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- w.Work(ctx) }()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		mu.Lock()
+		t.Fatalf("the worker got %d of %d jobs from %s", len(got), dropInJobs, addr)
+	}
+	// The last job's completion must reach the server before it stops.
+	waitUntil(t, "the queue to drain", func() bool {
+		n, err := jobsOf(addr, dropInFunction)
+		return err == nil && n == 0
+	})
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := make(map[string]int)
+	for _, d := range got {
+		seen[string(d)]++
+	}
+	for i := range dropInJobs {
+		_, data, _ := q.job(i)
+		if n := seen[string(data)]; n != 1 {
+			t.Errorf("job %d (%q) ran %d times, want once", i, data, n)
+		}
+	}
+	// With one worker, every high job runs before every low one.
+	lastHigh, firstLow := -1, len(got)
+	for pos, d := range got {
+		var i int
+		fmt.Sscanf(string(d), "job %d", &i)
+		switch i % 3 {
+		case 0:
+			lastHigh = max(lastHigh, pos)
+		case 2:
+			firstLow = min(firstLow, pos)
+		}
+	}
+	if lastHigh > firstLow {
+		t.Errorf("a high-priority job ran at position %d, after a low one at %d", lastHigh, firstLow)
+	}
+}
+
+// waitUntil polls cond for up to startTimeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cGearmand is one run of the real C gearmand.
+type cGearmand struct {
+	cmd     *exec.Cmd
+	addr    string
+	logPath string
+	exited  chan struct{}
+}
+
+// startC starts C gearmand with the queue options args on a free port and
+// waits until it answers. Without C gearmand installed the test skips, or
+// fails under CI=true.
+func startC(t *testing.T, args []string) *cGearmand {
+	t.Helper()
+	if _, err := os.Stat(cGearmandBin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing (CI=true, so this fails): install Debian package gearman-job-server", cGearmandBin)
+		}
+		t.Skipf("%s is missing: install Debian package gearman-job-server", cGearmandBin)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := &cGearmand{
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		logPath: filepath.Join(dir, "gearmand.log"),
+		exited:  make(chan struct{}),
+	}
+	c.cmd = exec.Command(cGearmandBin, append([]string{
+		"-p", strconv.Itoa(port), "-L", "127.0.0.1", "-l", c.logPath,
+		"-P", filepath.Join(dir, "gearmand.pid"), "--verbose", "INFO",
+	}, args...)...)
+	var out bytes.Buffer
+	c.cmd.Stdout, c.cmd.Stderr = &out, &out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.exited
+		if t.Failed() {
+			t.Logf("C gearmand on %s, the end of its log:\n%s", c.addr, c.log())
+		}
+	})
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-c.exited:
+			t.Fatalf("C gearmand %q exited while starting (%v)\noutput:\n%s\nlog:\n%s", redact(args), c.cmd.ProcessState, out.String(), c.log())
+		default:
+		}
+		if _, err := adminCommand(c.addr, "version"); err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("C gearmand not serving on %s after %v\nlog:\n%s", c.addr, startTimeout, c.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends C gearmand with SIGTERM, as an init system would.
+func (c *cGearmand) stop(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(exitTimeout):
+		c.cmd.Process.Kill()
+		<-c.exited
+		t.Fatalf("C gearmand did not stop within %v of SIGTERM\nlog:\n%s", exitTimeout, c.log())
+	}
+}
+
+func (c *cGearmand) log() string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return tail(string(b), 30)
+}
+
+// redact hides a URL's password in args for a failure message.
+func redact(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if u, err := url.Parse(a); err == nil && u.User != nil {
+			a = u.Redacted()
+		}
+		out[i] = a
+	}
+	return out
+}
