@@ -8,6 +8,7 @@
 package cgearmand
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -177,10 +178,22 @@ func (s *Server) Submit(tb testing.TB, jobs ...Job) {
 // UUID, as it does every job submitted without one.
 func (s *Server) SubmitCLI(tb testing.TB, function, data string) {
 	tb.Helper()
+	s.RunCLI(tb, nil, "-b", "-f", function, "--", data)
+}
+
+// RunCLI runs the `gearman` CLI (Debian package gearman-tools) against s
+// with args, stdin on its standard input, and returns its output, failing
+// the test if it fails. For a client, data given neither after "--" nor on
+// stdin is empty; stdin carries any bytes, NULs included.
+func (s *Server) RunCLI(tb testing.TB, stdin []byte, args ...string) []byte {
+	tb.Helper()
 	gearman := need(tb, "gearman", "gearman-tools")
 	host, port, _ := net.SplitHostPort(s.Addr)
-	out, err := exec.Command(gearman, "-h", host, "-p", port, "-b", "-f", function, "--", data).CombinedOutput()
+	cmd := exec.Command(gearman, append([]string{"-h", host, "-p", port}, args...)...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		tb.Fatalf("gearman -b -f %s: %v\n%s", function, err, out)
+		tb.Fatalf("gearman %v: %v\n%s", args, err, out)
 	}
+	return out
 }
