@@ -28,8 +28,8 @@ import (
 // cGearmandBin is where Debian installs C gearmand.
 const cGearmandBin = "/usr/sbin/gearmand"
 
-// dropInJobs is how many background jobs each direction queues.
-const dropInJobs = 60
+// dropInCount is how many background jobs each direction queues.
+const dropInCount = 60
 
 // dropInFunction is the function every drop-in job is for.
 const dropInFunction = "dropin"
@@ -44,11 +44,6 @@ type dropInQueue struct {
 	// hand jobs back to C (SQLite, MySQL). PostgreSQL and Redis take C's
 	// jobs over into our own layout at start, one way.
 	shared bool
-	// oneEmptyUnique: C keeps at most one background job with an empty
-	// unique per function. Its Postgres module keys rows by (unique,
-	// function) and answers a second one with QUEUE_ERROR; its redis
-	// module would overwrite the first one's key.
-	oneEmptyUnique bool
 }
 
 var dropInQueues = []dropInQueue{
@@ -60,23 +55,32 @@ var dropInQueues = []dropInQueue{
 		return []string{"-q", "MySQL", "--mysql-host", db.Host, "--mysql-port", strconv.Itoa(db.Port),
 			"--mysql-user", db.User, "--mysql-password", db.Password, "--mysql-db", db.NewDatabase(t)}
 	}},
-	{name: "Postgres", oneEmptyUnique: true, args: func(t *testing.T) []string {
+	{name: "Postgres", args: func(t *testing.T) []string {
 		dsn := pgtest.Server(t).NewDatabase(t)
 		return []string{"-q", "Postgres", "--libpq-conninfo", dsn}
 	}},
-	{name: "redis", oneEmptyUnique: true, args: func(t *testing.T) []string {
+	{name: "redis", args: func(t *testing.T) []string {
 		rs := startRedis(t)
 		host, port, _ := net.SplitHostPort(rs.addr)
 		return []string{"-q", "redis", "--redis-server", host, "--redis-port", port}
 	}},
 }
 
-// dropInJob is job i of a drop-in test: every third with an empty unique
-// (only the first one when the queue has oneEmptyUnique), uniques with
-// dashes (which C's Redis keys also use as separators), the three
-// priorities in turn, and data with a NUL byte.
-func (q dropInQueue) job(i int) (unique string, data []byte, pri client.Priority) {
-	if i%3 != 0 || (q.oneEmptyUnique && i > 0) {
+// dropInJobs is the jobs of a drop-in test: every third with an empty
+// unique, uniques with dashes (which C's Redis keys also use as
+// separators), the three priorities in turn, and data with a NUL byte.
+//
+// Submitted to C, only the first has an empty unique: C 1.1.20 keeps one
+// background job with an empty unique per function in its persistent
+// queues (its rows and keys are named by unique and function). Its
+// Postgres and MySQL modules answer a second with QUEUE_ERROR; its
+// libsqlite3 and redis modules overwrite the first, losing it. (libgearman
+// clients send a generated UUID as the unique; raw protocol clients, such
+// as ours, may send none.) Ours keeps them all.
+type dropInJobs struct{ toC bool }
+
+func (js dropInJobs) job(i int) (unique string, data []byte, pri client.Priority) {
+	if i%3 != 0 || (js.toC && i > 0) {
 		unique = fmt.Sprintf("u-%d-x", i)
 	}
 	return unique, fmt.Appendf(nil, "job %d\x00end", i), []client.Priority{client.High, client.Normal, client.Low}[i%3]
@@ -89,16 +93,17 @@ func TestCQueueRunsHere(t *testing.T) {
 	for _, q := range dropInQueues {
 		t.Run(q.name, func(t *testing.T) {
 			args := q.args(t)
+			js := dropInJobs{toC: true}
 			c := startC(t, args)
-			q.submit(t, c.addr)
+			js.submit(t, c.addr)
 			c.stop(t)
 
 			g := newGearmand(t, args...)
 			l := g.start()
-			if n := l.replayed(); n != dropInJobs {
-				t.Errorf("ours replayed %d jobs of C's, want %d\nlog:\n%s", n, dropInJobs, tail(l.log(), 20))
+			if n := l.replayed(); n != dropInCount {
+				t.Errorf("ours replayed %d jobs of C's, want %d\nlog:\n%s", n, dropInCount, tail(l.log(), 20))
 			}
-			q.drain(t, l.addr)
+			js.drain(t, l.addr)
 			l.stop(t)
 
 			// Nothing is left for either server.
@@ -127,11 +132,12 @@ func TestOurQueueRunsOnC(t *testing.T) {
 			args := q.args(t)
 			g := newGearmand(t, args...)
 			l := g.start()
-			q.submit(t, l.addr)
+			var js dropInJobs
+			js.submit(t, l.addr)
 			l.stop(t)
 
 			c := startC(t, args)
-			q.drain(t, c.addr)
+			js.drain(t, c.addr)
 			c.stop(t)
 
 			l = g.start()
@@ -144,24 +150,24 @@ func TestOurQueueRunsOnC(t *testing.T) {
 }
 
 // submit queues the test's background jobs on the server at addr.
-func (q dropInQueue) submit(t *testing.T, addr string) {
+func (js dropInJobs) submit(t *testing.T, addr string) {
 	t.Helper()
 	ctx, c := dial(t, addr)
-	for i := range dropInJobs {
-		unique, data, pri := q.job(i)
+	for i := range dropInCount {
+		unique, data, pri := js.job(i)
 		if _, err := c.SubmitBackground(ctx, dropInFunction, unique, data, pri); err != nil {
 			t.Fatalf("submitting job %d to %s: %v", i, addr, err)
 		}
 	}
-	if n, err := jobsOf(addr, dropInFunction); err != nil || n != dropInJobs {
-		t.Fatalf("%s holds %d jobs (%v) after the submits, want %d", addr, n, err, dropInJobs)
+	if n, err := jobsOf(addr, dropInFunction); err != nil || n != dropInCount {
+		t.Fatalf("%s holds %d jobs (%v) after the submits, want %d", addr, n, err, dropInCount)
 	}
 }
 
 // drain runs one worker on the server at addr until every job of submit
 // has run, and checks each ran once with its data whole, and
 // the high-priority jobs before the low ones.
-func (q dropInQueue) drain(t *testing.T, addr string) {
+func (js dropInJobs) drain(t *testing.T, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -177,7 +183,7 @@ func (q dropInQueue) drain(t *testing.T, addr string) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, bytes.Clone(j.Data))
-		if len(got) == dropInJobs {
+		if len(got) == dropInCount {
 			close(all)
 		}
 		return nil, nil
@@ -188,7 +194,7 @@ func (q dropInQueue) drain(t *testing.T, addr string) {
 	case <-all:
 	case <-ctx.Done():
 		mu.Lock()
-		t.Fatalf("the worker got %d of %d jobs from %s", len(got), dropInJobs, addr)
+		t.Fatalf("the worker got %d of %d jobs from %s", len(got), dropInCount, addr)
 	}
 	// The last job's completion must reach the server before it stops.
 	waitUntil(t, "the queue to drain", func() bool {
@@ -204,8 +210,8 @@ func (q dropInQueue) drain(t *testing.T, addr string) {
 	for _, d := range got {
 		seen[string(d)]++
 	}
-	for i := range dropInJobs {
-		_, data, _ := q.job(i)
+	for i := range dropInCount {
+		_, data, _ := js.job(i)
 		if n := seen[string(data)]; n != 1 {
 			t.Errorf("job %d (%q) ran %d times, want once", i, data, n)
 		}

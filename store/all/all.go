@@ -10,4 +10,5 @@ import (
 	_ "gearmand/store/postgres"
 	_ "gearmand/store/redis"
 	_ "gearmand/store/refused"
+	_ "gearmand/store/sqlite"
 )
