@@ -105,6 +105,58 @@
 // through its own package-level logger (redis.SetLogger), standard error by
 // default; the driver leaves that to the binary.
 //
+// # Jobs C gearmand left behind
+//
+// A user switching from C gearmand's -q redis keeps its command line, and
+// the jobs C gearmand queued must run. C gearmand 1.1.20
+// (libgearman-server/plugins/queue/redis/queue.cc) keeps each background
+// job in a hash
+//
+//	<prefix>-<function>-<unique>          hash, one per job
+//	+----------+--------------------------+
+//	| data     | the payload, binary-safe |   written with HMSET in this
+//	| priority | "0" high, "1" normal,    |   order; deleted with DEL
+//	|          | "2" low                  |   when the job is done
+//	+----------+--------------------------+
+//
+// where the prefix is --redis-prefix (default "_gear_") and the unique is
+// the client's, empty included (libgearman sends a UUID when the
+// caller gives none). It stores nothing else: no when_to_run (it refuses
+// epoch jobs with QUEUE_ERROR), no function or unique apart from the key.
+// Versions up to 1.1.15 kept a plain string of the data instead, which
+// 1.1.20 still reads, at normal priority; so does this store.
+//
+// Open, once it owns the namespace, moves these jobs into it. It finds
+// them with SCAN MATCH <prefix>-* (C gearmand keeps no index, so this is
+// the one walk over the keyspace the store makes, once per start, in
+// bounded pages; KEYS is never used). The keys of each SCAN page are
+// moved in one transaction: WATCH of the owner key and of the page's
+// keys, their TYPE and HGETALL, then MULTI, MSET of the new job values
+// and ZADD of their members (Seqs after the namespace's largest, the
+// page's jobs in priority order), DEL of C's keys, EXEC. Redis runs EXEC
+// whole or not at all, and only if none of the watched keys changed, so
+// a crash half-way leaves each job either in C's key or in the namespace,
+// never both and never neither; two servers taking over at once never
+// both take one key (the loser's EXEC fails and it reads the page again);
+// and a namespace taken over meanwhile fences the move like an Apply.
+// The data comes back whole, NUL bytes included (C gearmand 1.1.20 itself
+// cuts it at the first NUL when it replays). Stop C gearmand first: a job
+// it still holds in memory would run on both servers.
+//
+// The key is the only record of function and unique, and both may hold
+// '-'. A key with one '-' after the prefix splits one way; one with more
+// is split after the function named in Config.ImportFunctions
+// (Extra["import-functions"]) it starts with, when exactly one fits, and
+// otherwise as C gearmand splits it when it replays, function up to the
+// first '-'; such guesses are summed up in one warning, with the
+// functions they gave. Keys under the prefix that are not C's jobs (of
+// another type, other fields, no second '-') are left alone with a
+// warning. A Cluster is not searched: C gearmand cannot use one.
+// Config.ImportPrefix (Extra["import-prefix"]) names C's prefix, "-" for
+// none; the registry maps --redis-prefix to it. The number of jobs taken
+// over is logged through Config.Logger (store.Options.Logger through the
+// registry).
+//
 // # Durability
 //
 // The store is only as durable as the Redis behind it, and Redis by

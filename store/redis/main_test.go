@@ -44,6 +44,10 @@ type quietLogger struct{}
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(envCQueueChild); v != "" {
+		cqueueChild(v)
+		return
+	}
 	goredis.SetLogger(quietLogger{})
 	code := func() int {
 		if url := os.Getenv("GEARMAND_TEST_REDIS_URL"); url != "" {
@@ -166,10 +170,6 @@ func namespaceKeys(tb testing.TB, c Config) []string {
 		tb.Fatalf("SCAN: %v", err)
 	}
 	return keys
-}
-
-func escapeGlob(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`).Replace(s)
 }
 
 func dropNamespace(tb testing.TB, c Config) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -63,6 +64,18 @@ type Config struct {
 	// TLS, when set, is used for every connection (a rediss:// DSN sets
 	// it).
 	TLS *tls.Config
+	// ImportPrefix is C gearmand's --redis-prefix: Open moves the jobs C
+	// gearmand left in keys ImportPrefix-FUNCTION-UNIQUE into the
+	// namespace (see the package doc). Empty means DefaultImportPrefix;
+	// "-" moves nothing.
+	ImportPrefix string
+	// ImportFunctions are function names that may hold '-': a C gearmand
+	// key that can be split into function and unique in several places
+	// is split after the one of these it starts with.
+	ImportFunctions []string
+	// Logger is where Open logs what it took over from C gearmand or
+	// left alone; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // ConfigFromOptions reads a Config from the store registry's options:
@@ -72,9 +85,10 @@ type Config struct {
 // Namespace is required; Extra may hold "username", "password", "db",
 // "master" (the Sentinel name of the primary), "cluster" ("true" when a
 // single address is a Cluster's) and "timeout" (a Go duration), which
-// override what the URL says.
+// override what the URL says, and ExtraImportPrefix and
+// ExtraImportFunctions (comma-separated); Logger is Config.Logger.
 func ConfigFromOptions(o store.Options) (Config, error) {
-	c := Config{Namespace: o.Namespace}
+	c := Config{Namespace: o.Namespace, Logger: o.Logger}
 	dsn := strings.TrimSpace(o.DSN)
 	switch {
 	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
@@ -112,6 +126,15 @@ func ConfigFromOptions(o store.Options) (Config, error) {
 				return Config{}, fmt.Errorf("redis: db %q: want a database number", v)
 			}
 			c.DB = db
+		case ExtraImportPrefix:
+			c.ImportPrefix = v
+		case ExtraImportFunctions:
+			c.ImportFunctions = nil
+			for f := range strings.SplitSeq(v, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					c.ImportFunctions = append(c.ImportFunctions, f)
+				}
+			}
 		case "timeout":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -155,8 +178,10 @@ var (
 // it increments the namespace's owner key within the timeout and keeps the
 // new generation, so that any Store opened on the namespace before stops
 // writing (its Apply fails with store.ErrLocked). A Redis that does not
-// answer gives an error wrapping store.ErrUnavailable. Open writes nothing
-// else.
+// answer gives an error wrapping store.ErrUnavailable. Then, unless the
+// client is a Cluster's, it moves into the namespace the jobs C gearmand
+// left under c.ImportPrefix (see the package doc, "Jobs C gearmand left
+// behind"). Open writes nothing else.
 func Open(ctx context.Context, c Config) (*Store, error) {
 	if c.Namespace == "" {
 		return nil, errors.New("redis: no namespace given (servers sharing a Redis need one each)")
@@ -168,6 +193,12 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		c.Addrs = []string{"127.0.0.1:6379"}
 	}
 	c.Addrs = append([]string(nil), c.Addrs...)
+	if c.ImportPrefix == "" {
+		c.ImportPrefix = DefaultImportPrefix
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -205,6 +236,10 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		return nil, s.interpretError(ctx, err)
 	}
 	s.gen = gen
+	if err := s.importCQueue(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -350,16 +385,10 @@ func dataBytes(adds []store.Record) int {
 // MULTI...EXEC, UNWATCH) instead of one.
 func (s *Store) applyWatched(ctx context.Context, b store.Batch) error {
 	return s.client.Watch(ctx, func(tx *goredis.Tx) error {
-		owner, err := tx.Get(ctx, s.ownerKey).Result()
-		switch want := strconv.FormatInt(s.gen, 10); {
-		case errors.Is(err, goredis.Nil):
-			return fenceError("owner key is missing, not " + want)
-		case err != nil:
+		if err := s.checkOwner(ctx, tx); err != nil {
 			return err
-		case owner != want:
-			return fenceError("owner generation is now " + owner + ", not " + want)
 		}
-		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			for chunk := range slices.Chunk(b.Deletes, applyChunk) {
 				keys := make([]string, len(chunk))
 				members := make([]any, len(chunk))

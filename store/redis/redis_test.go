@@ -179,6 +179,8 @@ func TestConfigFromOptions(t *testing.T) {
 		{o: store.Options{DSN: "h:1", Extra: map[string]string{"db": "x"}}, bad: true},
 		{o: store.Options{DSN: "h:1", Extra: map[string]string{"timeout": "5"}}, bad: true},
 		{o: store.Options{DSN: "redis://h:1/notanumber"}, bad: true},
+		{o: store.Options{DSN: "h:1", Namespace: "n", Extra: map[string]string{ExtraImportPrefix: "myq", ExtraImportFunctions: "a-b, c ,,d-e"}},
+			want: Config{Addrs: []string{"h:1"}, Namespace: "n", ImportPrefix: "myq", ImportFunctions: []string{"a-b", "c", "d-e"}}},
 		{o: store.Options{DSN: "rediss://h:6380", Namespace: "n"},
 			want: Config{Addrs: []string{"h:6380"}, Namespace: "n", TLS: &tls.Config{ServerName: "h"}}},
 	} {
@@ -196,6 +198,7 @@ func TestConfigFromOptions(t *testing.T) {
 		if !slices.Equal(got.Addrs, tc.want.Addrs) || got.MasterName != tc.want.MasterName ||
 			got.Username != tc.want.Username || got.Password != tc.want.Password || got.DB != tc.want.DB ||
 			got.Namespace != tc.want.Namespace || got.Timeout != tc.want.Timeout || got.Cluster != tc.want.Cluster ||
+			got.ImportPrefix != tc.want.ImportPrefix || !slices.Equal(got.ImportFunctions, tc.want.ImportFunctions) ||
 			(got.TLS == nil) != (tc.want.TLS == nil) || got.TLS != nil && got.TLS.ServerName != tc.want.TLS.ServerName {
 			t.Errorf("%+v:\n got %+v\nwant %+v", tc.o, got, tc.want)
 		}

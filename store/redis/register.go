@@ -18,7 +18,7 @@ func init() {
 			{Name: "redis-server", Default: "127.0.0.1", Usage: "gearmand's Redis `host` (-q redis)"},
 			{Name: "redis-port", Default: "6379", Usage: "gearmand's Redis `port` (-q redis)"},
 			{Name: "redis-password", Usage: "Redis `password` (-q redis)"},
-			{Name: "redis-prefix", Usage: "gearmand's key `prefix`; used as the namespace when --store-namespace is not given (-q redis)"},
+			{Name: "redis-prefix", Usage: "gearmand's key `prefix` (default _gear_): jobs C gearmand left in keys prefix-FUNCTION-UNIQUE are moved into ours at start; also the namespace when --store-namespace is not given (-q redis)"},
 		},
 		Configure: func(v store.Values) (store.Options, error) {
 			var o store.Options
@@ -37,6 +37,13 @@ func init() {
 				prefix = v.String("redis-prefix")
 			}
 			o.Namespace = v.NamespaceOr(prefix)
+			if prefix != "" && prefix != DefaultImportPrefix {
+				// C gearmand's keys are prefix-FUNCTION-UNIQUE: take them over.
+				if o.Extra == nil {
+					o.Extra = make(map[string]string)
+				}
+				o.Extra[ExtraImportPrefix] = prefix
+			}
 			return o, nil
 		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {

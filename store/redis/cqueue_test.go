@@ -1,0 +1,288 @@
+package redis
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"gearmand/store"
+	"gearmand/store/internal/cgearmand"
+	"gearmand/store/storetest"
+)
+
+func TestParseCKey(t *testing.T) {
+	for _, tc := range []struct {
+		key, function, unique string
+		functions             []string
+		ambiguous, bad        bool
+	}{
+		{key: "_gear_-fn-u1", function: "fn", unique: "u1"},
+		{key: "_gear_-fn-", function: "fn", unique: ""},
+		{key: "_gear_-fn--", function: "fn", unique: "-", ambiguous: true},
+		{key: "_gear_-fn--", function: "fn-", unique: "", functions: []string{"fn-"}},
+		{key: "_gear_-my-fn-a-b", function: "my", unique: "fn-a-b", ambiguous: true},
+		{key: "_gear_-my-fn-a-b", function: "my-fn", unique: "a-b", functions: []string{"my-fn", "other"}},
+		{key: "_gear_-my-fn-a-b", function: "my", unique: "fn-a-b", functions: []string{"my", "my-fn"}, ambiguous: true},
+		{key: "_gear_-fn", bad: true},
+		{key: "_gear_--u", bad: true},
+		{key: "_gearX-fn-u", bad: true},
+		{key: "other-fn-u", bad: true},
+	} {
+		got, ok := parseCKey(tc.key, "_gear_", tc.functions)
+		switch {
+		case ok == tc.bad:
+			t.Errorf("parseCKey(%q, %q): ok %v", tc.key, tc.functions, ok)
+		case ok && (got.function != tc.function || got.unique != tc.unique || got.ambiguous != tc.ambiguous):
+			t.Errorf("parseCKey(%q, %q) = %+v, want function %q unique %q ambiguous %v",
+				tc.key, tc.functions, got, tc.function, tc.unique, tc.ambiguous)
+		}
+	}
+}
+
+// ownRedis is a redis-server of the test's own, so that C gearmand's
+// keys under the default prefix meet no other test's Open.
+func ownRedis(t *testing.T) Config {
+	t.Helper()
+	needRedisServer(t)
+	srv, err := startRedisServer(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	return Config{Addrs: []string{srv.addr}, Namespace: newNamespace(t)}
+}
+
+// cKeys lists the keys under C gearmand's default prefix.
+func cKeys(tb testing.TB, client goredis.UniversalClient) []string {
+	tb.Helper()
+	keys, err := client.Keys(context.Background(), DefaultImportPrefix+"-*").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// TestCQueueTakeover: the real C gearmand queues jobs in Redis and stops;
+// Open moves every one into the namespace after the jobs already there,
+// deletes C's keys, and leaves alone the keys that are not C's jobs.
+func TestCQueueTakeover(t *testing.T) {
+	c := ownRedis(t)
+	ctx := context.Background()
+	raw := rawClient(t, c)
+	noImport := c
+	noImport.ImportPrefix = "-"
+	own := openStore(t, noImport)
+	apply(t, own, store.Batch{Adds: []store.Record{storetest.Sample(10)}})
+	own.Close()
+
+	host, port, _ := strings.Cut(c.Addrs[0], ":")
+	gm := cgearmand.Start(t, "-q", "redis", "--redis-server", host, "--redis-port", port)
+	jobs := []cgearmand.Job{
+		{Function: "resize", Unique: "u-1", Data: []byte("plain"), Priority: 1},
+		{Function: "resize", Unique: "", Data: []byte("empty unique"), Priority: 2},
+		{Function: "resize", Unique: "nul", Data: []byte("a\x00b\xff\x00"), Priority: 1},
+		{Function: "resize", Unique: "it's", Data: []byte("quote"), Priority: 0},
+		{Function: "my-fn", Unique: "a-b-c", Data: []byte("named function"), Priority: 0},
+	}
+	gm.Submit(t, jobs...)
+	gm.SubmitCLI(t, "resize", "uuid unique")
+	gm.Submit(t, cgearmand.Job{Function: "two-part", Unique: "q", Data: []byte("guessed"), Priority: 1})
+	gm.Stop(t)
+	// Beside them: a job as gearmand 1.1.15 and earlier kept it (a
+	// string), and keys under the prefix that are not C's jobs.
+	for _, err := range []error{
+		raw.Set(ctx, "_gear_-old-u", "legacy", 0).Err(),
+		raw.Set(ctx, "_gear_-notajob", "x", 0).Err(),
+		raw.SAdd(ctx, "_gear_-set-x", "member").Err(),
+		raw.HSet(ctx, "_gear_-hash-x", "data", "d", "priority", "7").Err(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(cKeys(t, raw)); n != 11 {
+		t.Fatalf("C gearmand left %d keys, want 7 (and 4 of the test's): %v\n%s", n, cKeys(t, raw), gm.Log())
+	}
+
+	var log bytes.Buffer
+	c.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	c.ImportFunctions = []string{"my-fn"}
+	s := openStore(t, c)
+	got := replayAll(t, s)
+	for _, w := range []string{"took over 8 jobs", "3 of C gearmand's keys could be split", `giving functions \"resize\" (2), \"two\" (1)`,
+		"left 3 keys", `\"_gear_-set-x\": a set`, `\"_gear_-hash-x\": a hash`, `\"_gear_-notajob\": not of the form`} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("the log does not say %s:\n%s", w, log.String())
+		}
+	}
+	if left := cKeys(t, raw); !slices.Equal(left, []string{"_gear_-hash-x", "_gear_-notajob", "_gear_-set-x"}) {
+		t.Errorf("after the takeover the keys under C's prefix are %q, want only those that are not its jobs", left)
+	}
+	if len(got) != 9 || got[0].Seq != 10 {
+		t.Fatalf("replayed %d records (seqs %v), want the namespace's seq 10 and 8 taken over", len(got), seqs(got))
+	}
+	taken := got[1:]
+	for i, r := range taken {
+		if r.Seq != uint64(11+i) || r.Handle != "" || r.Attempts != 0 || r.Created.IsZero() || !r.RunAt.IsZero() {
+			t.Errorf("taken-over record %d: %+v: want seq %d, no handle, no attempts, a creation time, no run time", i, r, 11+i)
+		}
+		if i > 0 && r.Priority < taken[i-1].Priority {
+			t.Errorf("seq %d has priority %d after priority %d: want priority order", r.Seq, r.Priority, taken[i-1].Priority)
+		}
+	}
+	want := append(jobs,
+		cgearmand.Job{Function: "two", Unique: "part-q", Data: []byte("guessed"), Priority: 1},
+		cgearmand.Job{Function: "old", Unique: "u", Data: []byte("legacy"), Priority: 1})
+	for _, w := range want {
+		i := slices.IndexFunc(taken, func(r store.Record) bool { return r.Function == w.Function && r.Unique == w.Unique })
+		if i < 0 {
+			t.Errorf("job %q/%q was not taken over: %+v", w.Function, w.Unique, taken)
+			continue
+		}
+		if r := taken[i]; !bytes.Equal(r.Data, w.Data) || r.Priority != w.Priority {
+			t.Errorf("job %q/%q came back with data %q priority %d, want %q priority %d", w.Function, w.Unique, r.Data, r.Priority, w.Data, w.Priority)
+		}
+	}
+	if i := slices.IndexFunc(taken, func(r store.Record) bool { return string(r.Data) == "uuid unique" }); i < 0 || len(taken[i].Unique) != 36 {
+		t.Errorf("the job queued by the gearman CLI did not come back with libgearman's UUID unique: %+v", taken)
+	}
+
+	s.Close()
+	c.Logger = slog.New(slog.DiscardHandler)
+	if again := replayAll(t, openStore(t, c)); len(again) != 9 {
+		t.Errorf("the namespace reopened replays %d records, want 9", len(again))
+	}
+	other := c
+	other.Namespace = newNamespace(t)
+	if got := replayAll(t, openStore(t, other)); len(got) != 0 {
+		t.Errorf("another namespace took %d jobs over too", len(got))
+	}
+}
+
+// envCQueueChild makes the test binary a child of TestCQueueKilledHalfway:
+// it opens the store the variable names ("address namespace"), taking
+// over C gearmand's keys, until the test kills it.
+const envCQueueChild = "GEARMAND_TEST_REDIS_CQUEUE_CHILD"
+
+// cqueueChild is the child's whole life.
+func cqueueChild(v string) {
+	addr, ns, _ := strings.Cut(v, " ")
+	s, err := Open(context.Background(), Config{Addrs: []string{addr}, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	s.Close()
+	fmt.Println("done")
+}
+
+// TestCQueueKilledHalfway fills Redis with C gearmand's keys as its
+// Hiredis::hmset writes them (HMSET key data D priority P), SIGKILLs a
+// server in the middle of taking them over, and then lets two servers
+// take over the rest at once: every job ends up in exactly one namespace,
+// whole, and no C key is left.
+func TestCQueueKilledHalfway(t *testing.T) {
+	c := ownRedis(t)
+	ctx := context.Background()
+	raw := rawClient(t, c)
+	const n = 20000
+	_, err := raw.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i := range n {
+			p.HMSet(ctx, fmt.Sprintf("_gear_-f-%d", i), "data", strconv.Itoa(i)+"\x00", "priority", strconv.Itoa(i%3))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envCQueueChild+"="+c.Addrs[0]+" "+c.Namespace)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan string, 1)
+	go func() {
+		out := bufio.NewScanner(stdout)
+		out.Scan()
+		exited <- out.Text()
+	}()
+	seqsKey := "gearmand:{" + c.Namespace + "}:seqs"
+	var before int64
+poll:
+	for before == 0 {
+		select {
+		case line := <-exited:
+			t.Logf("the child ended before it was killed: %q", line)
+			break poll
+		default:
+		}
+		if before, err = raw.ZCard(ctx, seqsKey).Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	moved, _ := raw.ZCard(ctx, seqsKey).Result()
+	t.Logf("killed the first server with %d of %d jobs moved", moved, n)
+	if left := len(cKeys(t, raw)); int(moved)+left != n {
+		t.Fatalf("after the kill: %d jobs moved and %d C keys left, want %d in all", moved, left, n)
+	}
+
+	// Two servers take the rest at once; then the killed one's
+	// namespace is opened again.
+	namespaces := []string{newNamespace(t), newNamespace(t), c.Namespace}
+	done := make(chan error, 2)
+	for _, ns := range namespaces[:2] {
+		go func() {
+			cc := c
+			cc.Namespace, cc.Logger = ns, slog.New(slog.DiscardHandler)
+			s, err := Open(ctx, cc)
+			if err == nil {
+				err = s.Close()
+			}
+			done <- err
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make(map[string]bool)
+	for _, ns := range namespaces {
+		cc := c
+		cc.Namespace, cc.ImportPrefix = ns, "-"
+		for _, r := range replayAll(t, openStore(t, cc)) {
+			i, err := strconv.Atoi(r.Unique)
+			if err != nil || r.Function != "f" || string(r.Data) != r.Unique+"\x00" || r.Priority != store.Priority(i%3) {
+				t.Fatalf("namespace %q: a job came back as %+v", ns, r)
+			}
+			if seen[r.Unique] {
+				t.Fatalf("job %s was taken over twice", r.Unique)
+			}
+			seen[r.Unique] = true
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d of %d jobs were taken over", len(seen), n)
+	}
+	if left := cKeys(t, raw); len(left) != 0 {
+		t.Errorf("%d C keys are left", len(left))
+	}
+}
