@@ -124,7 +124,7 @@ func (s *Store) importCQueue(ctx context.Context) error {
 		// C gearmand talks to one node, which cannot be a Cluster's.
 		return nil
 	}
-	imp := importer{s: s, prefix: prefix, log: s.cfg.Logger, left: make(map[string]string)}
+	imp := importer{s: s, prefix: prefix, log: s.cfg.Logger}
 	match := escapeGlob(prefix) + "-*"
 	var cursor uint64
 	for {
@@ -151,39 +151,75 @@ func (s *Store) importError(ctx context.Context, err error) error {
 
 // importer is one takeover's state.
 type importer struct {
-	s      *Store
-	prefix string
-	log    *slog.Logger
-	seq    uint64 // the last Seq given; 0 until the namespace's is read
-	moved  int
-	// left maps the keys left alone to why; ambiguous lists keys whose
-	// split was a guess.
-	left      map[string]string
-	ambiguous []cKey
+	s       *Store
+	prefix  string
+	log     *slog.Logger
+	seq     uint64 // the last Seq given, once seqRead
+	seqRead bool
+	moved   int
+	// ambiguous counts the keys split by guess, by the function read, and
+	// keeps the first; left counts the keys left alone and keeps the
+	// first few with the reason.
+	ambiguous      map[string]int
+	firstAmbiguous cKey
+	left           int
+	leftExamples   []string
 }
 
-// page moves the C keys among keys.
+// reportExamples is how many keys left alone a warning shows.
+const reportExamples = 5
+
+func (imp *importer) leave(key, why string) {
+	imp.left++
+	if len(imp.leftExamples) < reportExamples {
+		imp.leftExamples = append(imp.leftExamples, fmt.Sprintf("%q: %s", key, why))
+	}
+}
+
+// page moves the C keys among keys, in batches of at most
+// replayPageBytes of data (one larger job alone), so that a takeover of
+// large jobs holds a bounded amount of them in memory.
 func (imp *importer) page(ctx context.Context, keys []string) error {
 	var ck []cKey
 	for _, k := range keys {
 		if c, ok := parseCKey(k, imp.prefix, imp.s.cfg.ImportFunctions); ok {
 			ck = append(ck, c)
 		} else {
-			imp.left[k] = "not of the form " + imp.prefix + "-FUNCTION-UNIQUE"
+			imp.leave(k, "not of the form "+imp.prefix+"-FUNCTION-UNIQUE")
 		}
 	}
 	if len(ck) == 0 {
 		return nil
 	}
-	if imp.seq == 0 {
+	if !imp.seqRead {
 		last, err := imp.s.lastSeq(ctx)
 		if err != nil {
 			return err
 		}
-		imp.seq = last
+		imp.seq, imp.seqRead = last, true
 	}
+	sizes, err := imp.s.dataSizes(ctx, ck)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(ck); {
+		end, size := start+1, sizes[start]
+		for end < len(ck) && size+sizes[end] <= replayPageBytes {
+			size += sizes[end]
+			end++
+		}
+		if err := imp.batch(ctx, ck[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// batch moves ck, trying again while keys change under the transaction.
+func (imp *importer) batch(ctx context.Context, ck []cKey) error {
 	for range importTries {
-		moved, err := imp.move(ctx, ck)
+		moved, left, err := imp.move(ctx, ck)
 		if errors.Is(err, goredis.TxFailedErr) {
 			continue // a key changed since WATCH: read again
 		}
@@ -192,8 +228,14 @@ func (imp *importer) page(ctx context.Context, keys []string) error {
 		}
 		for _, c := range moved {
 			if c.ambiguous {
-				imp.ambiguous = append(imp.ambiguous, c)
+				if imp.ambiguous == nil {
+					imp.ambiguous, imp.firstAmbiguous = make(map[string]int), c
+				}
+				imp.ambiguous[c.function]++
 			}
+		}
+		for _, l := range left {
+			imp.leave(l[0], l[1])
 		}
 		imp.seq += uint64(len(moved))
 		imp.moved += len(moved)
@@ -202,11 +244,37 @@ func (imp *importer) page(ctx context.Context, keys []string) error {
 	return fmt.Errorf("%w: the keys kept changing while they were moved (%d tries): is C gearmand still running on them?", store.ErrUnavailable, importTries)
 }
 
+// dataSizes is the length of each key's data: its hash's data field, or
+// the string of gearmand 1.1.15 and earlier; 0 for anything else.
+func (s *Store) dataSizes(ctx context.Context, ck []cKey) ([]int, error) {
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	hlen := make([]*goredis.IntCmd, len(ck))
+	slen := make([]*goredis.IntCmd, len(ck))
+	_, err := s.client.Pipelined(tctx, func(p goredis.Pipeliner) error {
+		for i, c := range ck {
+			hlen[i] = p.HStrLen(tctx, c.key, "data")
+			slen[i] = p.StrLen(tctx, c.key)
+		}
+		return nil
+	})
+	var reply goredis.Error
+	if err != nil && !errors.As(err, &reply) { // WRONGTYPE replies are expected
+		return nil, err
+	}
+	sizes := make([]int, len(ck))
+	for i := range ck {
+		sizes[i] = int(max(hlen[i].Val(), slen[i].Val()))
+	}
+	return sizes, nil
+}
+
 // move is one try at moving ck: WATCH the owner key and ck, read ck, and
 // in one MULTI/EXEC add their jobs to the namespace after imp.seq and
-// delete them. EXEC fails with goredis.TxFailedErr if any of them changed
+// delete them. It returns the keys moved and the keys left alone with
+// why. EXEC fails with goredis.TxFailedErr if any watched key changed
 // after the WATCH.
-func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, err error) {
+func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, left [][2]string, err error) {
 	s := imp.s
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -265,7 +333,7 @@ func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, err err
 				continue
 			}
 			if err != nil {
-				imp.left[c.key] = fmt.Sprintf("a %s: %v", types[i].Val(), err)
+				left = append(left, [2]string{c.key, fmt.Sprintf("a %s: %v", types[i].Val(), err)})
 				continue
 			}
 			jobs = append(jobs, job{c: c, rec: store.Record{Function: c.function, Unique: c.unique,
@@ -274,7 +342,7 @@ func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, err err
 		if len(jobs) == 0 {
 			return nil
 		}
-		// SCAN gives no order; within a page, priority first.
+		// SCAN gives no order; within a batch, priority first.
 		slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(a.rec.Priority, b.rec.Priority) })
 		kv := make([]any, 0, 2*len(jobs))
 		zs := make([]goredis.Z, len(jobs))
@@ -297,42 +365,32 @@ func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, err err
 		return err
 	}, watched...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, c := range moved {
-		delete(imp.left, c.key) // left alone on an earlier try, moved now
-	}
-	return moved, nil
+	return moved, left, nil
 }
 
 // report logs what the takeover did: how many jobs it moved, which keys
-// it read by guess, and which it left alone.
+// it split by guess, and which it left alone.
 func (imp *importer) report() {
-	const show = 5
 	if imp.moved > 0 {
 		imp.log.Info(fmt.Sprintf("redis: took over %d jobs that C gearmand left in keys %s-*", imp.moved, imp.prefix),
 			"jobs", imp.moved, "prefix", imp.prefix, "namespace", imp.s.cfg.Namespace)
 	}
-	if n := len(imp.ambiguous); n > 0 {
-		count := make(map[string]int)
-		for _, c := range imp.ambiguous {
-			count[c.function]++
-		}
+	if len(imp.ambiguous) > 0 {
+		n := 0
 		var fns []string
-		for _, f := range slices.Sorted(maps.Keys(count)) {
-			fns = append(fns, fmt.Sprintf("%q (%d)", f, count[f]))
+		for _, f := range slices.Sorted(maps.Keys(imp.ambiguous)) {
+			fns = append(fns, fmt.Sprintf("%q (%d)", f, imp.ambiguous[f]))
+			n += imp.ambiguous[f]
 		}
-		c := imp.ambiguous[0]
+		c := imp.firstAmbiguous
 		imp.log.Warn(fmt.Sprintf("redis: %d of C gearmand's keys could be split into function and unique in more than one place (such as %q, read as function %q unique %q); they were read as C gearmand reads them, function up to the first '-', giving functions %s; if a function name holds '-', list it in the store's %s setting and start again before these jobs run",
 			n, c.key, c.function, c.unique, strings.Join(fns, ", "), ExtraImportFunctions), "keys", n)
 	}
-	if n := len(imp.left); n > 0 {
-		var ex []string
-		for _, k := range slices.Sorted(maps.Keys(imp.left))[:min(n, show)] {
-			ex = append(ex, fmt.Sprintf("%q: %s", k, imp.left[k]))
-		}
-		imp.log.Warn(fmt.Sprintf("redis: left %d keys matching %s-* alone, not being C gearmand's jobs (%s)", n, imp.prefix, strings.Join(ex, "; ")),
-			"keys", n)
+	if imp.left > 0 {
+		imp.log.Warn(fmt.Sprintf("redis: left %d keys matching %s-* alone, not being C gearmand's jobs (%s)", imp.left, imp.prefix, strings.Join(imp.leftExamples, "; ")),
+			"keys", imp.left)
 	}
 }
 

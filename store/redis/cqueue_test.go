@@ -286,3 +286,43 @@ poll:
 		t.Errorf("%d C keys are left", len(left))
 	}
 }
+
+// TestCQueueLargeJobs: jobs are moved in transactions of at most
+// replayPageBytes of data, so three 7 MiB jobs take two EXECs, and each
+// comes back whole.
+func TestCQueueLargeJobs(t *testing.T) {
+	c := ownRedis(t)
+	ctx := context.Background()
+	raw := rawClient(t, c)
+	const size = 7 << 20
+	data := func(i int) string { return strings.Repeat(string([]byte{byte(i), 0, 0xff}), size/3) }
+	for i := range 3 {
+		if err := raw.HMSet(ctx, fmt.Sprintf("_gear_-big-%d", i), "data", data(i), "priority", "1").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execs := func() int {
+		info, err := raw.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, _ := strings.Cut(info, "cmdstat_exec:calls=")
+		n, _ := strconv.Atoi(after[:strings.IndexByte(after+",", ',')])
+		return n
+	}
+	before := execs()
+	c.Logger = slog.New(slog.DiscardHandler)
+	got := replayAll(t, openStore(t, c))
+	if n := execs() - before; n != 2 {
+		t.Errorf("three 7 MiB jobs were moved in %d transactions, want 2", n)
+	}
+	if len(got) != 3 {
+		t.Fatalf("took over %d jobs, want 3", len(got))
+	}
+	for _, r := range got {
+		i, err := strconv.Atoi(r.Unique)
+		if err != nil || r.Function != "big" || string(r.Data) != data(i) {
+			t.Errorf("job %q/%q came back with %d bytes of other data", r.Function, r.Unique, len(r.Data))
+		}
+	}
+}
