@@ -1,0 +1,503 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"gearmand/client"
+	"gearmand/store"
+	"gearmand/store/internal/cgearmand"
+	"gearmand/store/internal/queuetable"
+	"gearmand/store/mysql/mariadbtest"
+	"gearmand/store/storetest"
+)
+
+// TestMain runs the tests on one throwaway MariaDB and then checks that no
+// goroutine of a closed Store outlives them.
+func TestMain(m *testing.M) {
+	code := mariadbtest.Run(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left running:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// config is the Config of database on the test server, over TCP, as
+// gearmand's flags would give it.
+func config(db *mariadbtest.DB, database string) Config {
+	return Config{
+		Host:     db.Host,
+		Port:     db.Port,
+		User:     db.User,
+		Password: db.Password,
+		Database: database,
+		Timeout:  5 * time.Second,
+	}
+}
+
+func openStore(tb testing.TB, cfg Config) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// storeConfigs remembers the Config each store of the conformance suite
+// was opened with, for Reopen and Corrupt.
+var storeConfigs = map[store.Store]Config{}
+
+func TestConformance(t *testing.T) {
+	db := mariadbtest.Server(t)
+	open := func(t *testing.T, cfg Config) store.Store {
+		s := openStore(t, cfg)
+		storeConfigs[s] = cfg
+		return s
+	}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, config(db, db.NewDatabase(t)))
+	}, storetest.Reopen(func(t *testing.T, old store.Store) store.Store {
+		return open(t, storeConfigs[old])
+	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
+		execSQL(t, s.(*Store).DB(), "UPDATE gearman_queue SET priority = 7 WHERE seq = ?", seq)
+	}))
+}
+
+func BenchmarkStore(b *testing.B) {
+	db := mariadbtest.Server(b)
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		return openStore(b, config(db, db.NewDatabase(b)))
+	})
+}
+
+func execSQL(tb testing.TB, db *sql.DB, query string, args ...any) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, query, args...); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}
+
+func showCreateTable(tb testing.TB, db *sql.DB, table string) string {
+	tb.Helper()
+	var name, ddl string
+	if err := db.QueryRow("SHOW CREATE TABLE `"+table+"`").Scan(&name, &ddl); err != nil {
+		tb.Fatalf("SHOW CREATE TABLE %s: %v", table, err)
+	}
+	return ddl
+}
+
+func countRows(tb testing.TB, db *sql.DB, table string) int {
+	tb.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM `" + table + "`").Scan(&n); err != nil {
+		tb.Fatalf("counting the rows of %s: %v", table, err)
+	}
+	return n
+}
+
+// TestCreateTableAsC checks that Open creates the table C gearmand
+// creates: every line of C's SHOW CREATE TABLE (its five columns and its
+// key) is in ours; ours only adds.
+func TestCreateTableAsC(t *testing.T) {
+	db := mariadbtest.Server(t)
+	cDB, ourDB := db.NewDatabase(t), db.NewDatabase(t)
+	startCGearmand(t, db, cDB).Stop(t)
+	cDDL := showCreateTable(t, db.Open(t, cDB), DefaultTable)
+	openStore(t, config(db, ourDB)).Close()
+	ourDDL := showCreateTable(t, db.Open(t, ourDB), DefaultTable)
+	ours := map[string]bool{}
+	for _, l := range strings.Split(ourDDL, "\n") {
+		ours[strings.TrimSuffix(strings.TrimSpace(l), ",")] = true
+	}
+	lines := strings.Split(cDDL, "\n")
+	for _, l := range lines[1 : len(lines)-1] { // the columns and keys
+		if l := strings.TrimSuffix(strings.TrimSpace(l), ","); !ours[l] {
+			t.Errorf("C gearmand's table has %q, ours does not.\nC's:\n%s\nours:\n%s", l, cDDL, ourDDL)
+		}
+	}
+	t.Logf("C gearmand 1.1.20 creates:\n%s", cDDL)
+}
+
+func TestBadInput(t *testing.T) {
+	db := mariadbtest.Server(t)
+	ctx := context.Background()
+	bounded := func(t *testing.T, cfg Config) error {
+		t.Helper()
+		start := time.Now()
+		s, err := Open(ctx, cfg)
+		if err == nil {
+			s.Close()
+			t.Fatal("Open succeeded")
+		}
+		if d := time.Since(start); d > 2*cfg.Timeout {
+			t.Errorf("Open took %v to fail", d)
+		}
+		t.Logf("Open: %v", err)
+		return err
+	}
+	mustSay := func(t *testing.T, err error, words ...string) {
+		t.Helper()
+		for _, w := range words {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("the error does not say %q: %v", w, err)
+			}
+		}
+	}
+
+	t.Run("WrongPassword", func(t *testing.T) {
+		cfg := config(db, db.NewDatabase(t))
+		cfg.Password = "not-" + cfg.Password
+		err := bounded(t, cfg)
+		mustSay(t, err, "--mysql-user", "--mysql-password", cfg.User)
+		if store.IsSentinel(err) {
+			t.Errorf("a refused password is not a passing outage: %v", err)
+		}
+	})
+	t.Run("MissingDatabase", func(t *testing.T) {
+		cfg := config(db, "gearmand_no_such_db")
+		mustSay(t, bounded(t, cfg), "--mysql-db", "gearmand_no_such_db")
+		var n int
+		if err := db.Open(t, "").QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+			cfg.Database).Scan(&n); err != nil || n != 0 {
+			t.Errorf("-q MySQL created the missing database (%d, %v); only libdrizzle does", n, err)
+		}
+	})
+	t.Run("NoDatabase", func(t *testing.T) {
+		mustSay(t, bounded(t, config(db, "")), "--mysql-db")
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := config(db, "gearman")
+		cfg.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		err = bounded(t, cfg)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("want ErrUnavailable: %v", err)
+		}
+		mustSay(t, err, "--mysql-host", "--mysql-port")
+	})
+	t.Run("OtherLayout", func(t *testing.T) {
+		name := db.NewDatabase(t)
+		pool := db.Open(t, name)
+		execSQL(t, pool, "CREATE TABLE gearman_queue (id INT PRIMARY KEY, payload TEXT)")
+		execSQL(t, pool, "INSERT INTO gearman_queue VALUES (1, 'somebody else''s row')")
+		before := showCreateTable(t, pool, "gearman_queue")
+		err := bounded(t, config(db, name))
+		if !errors.Is(err, queuetable.ErrLayout) {
+			t.Errorf("want ErrLayout: %v", err)
+		}
+		mustSay(t, err, "--mysql-table", "gearman_queue")
+		if after := showCreateTable(t, pool, "gearman_queue"); after != before {
+			t.Errorf("Open changed the table:\n%s\nto:\n%s", before, after)
+		}
+		var payload string
+		if err := pool.QueryRow("SELECT payload FROM gearman_queue WHERE id = 1").Scan(&payload); err != nil ||
+			payload != "somebody else's row" || countRows(t, pool, "gearman_queue") != 1 {
+			t.Errorf("the row was changed: %q, %v", payload, err)
+		}
+	})
+	t.Run("LibdrizzleFlags", func(t *testing.T) {
+		cfg := config(db, db.NewDatabase(t))
+		cfg.Module = ModuleLibdrizzle
+		cfg.Password = "wrong"
+		mustSay(t, bounded(t, cfg), "--libdrizzle-user", "--libdrizzle-password")
+	})
+}
+
+// TestLibdrizzle checks the libdrizzle module's habits: it creates a
+// missing database, and its table "queue" with when_to_run BIGINT.
+func TestLibdrizzle(t *testing.T) {
+	db := mariadbtest.Server(t)
+	name := db.NewDatabase(t) + "_drizzle"
+	t.Cleanup(func() { execSQL(t, db.Open(t, ""), "DROP DATABASE IF EXISTS `"+name+"`") })
+	cfg := config(db, name)
+	cfg.Module = ModuleLibdrizzle
+	s := openStore(t, cfg)
+	if s.Table() != DrizzleDefaultTable {
+		t.Errorf("table %q, want %q", s.Table(), DrizzleDefaultTable)
+	}
+	ddl := showCreateTable(t, s.DB(), DrizzleDefaultTable)
+	if !strings.Contains(ddl, "`when_to_run` bigint(20) DEFAULT NULL") {
+		t.Errorf("when_to_run is not BIGINT:\n%s", ddl)
+	}
+	r := storetest.Sample(1)
+	r.RunAt = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC) // past INT's 2038
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{r}}); err != nil {
+		t.Fatal(err)
+	}
+	var when int64
+	if err := s.DB().QueryRow("SELECT when_to_run FROM queue").Scan(&when); err != nil || when != r.RunAt.Unix() {
+		t.Errorf("when_to_run = %d, %v; want %d", when, err, r.RunAt.Unix())
+	}
+}
+
+// TestTooLarge checks that a job over max_allowed_packet fails with
+// ErrTooLarge, changes nothing, and leaves the store working.
+func TestTooLarge(t *testing.T) {
+	db := mariadbtest.Server(t)
+	s := openStore(t, config(db, db.NewDatabase(t)))
+	ctx := context.Background()
+	var maxPacket int
+	if err := s.DB().QueryRow("SELECT @@max_allowed_packet").Scan(&maxPacket); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	big := storetest.Sample(2)
+	big.Data = bytes.Repeat([]byte{0, 'x'}, maxPacket/2+1)
+	err := s.Apply(ctx, store.Batch{Adds: []store.Record{big, storetest.Sample(3)}, Deletes: []uint64{1}})
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("Apply of %d bytes with max_allowed_packet %d: %v; want ErrTooLarge", len(big.Data), maxPacket, err)
+	}
+	// Just under the limit is stored, as C gearmand would store it.
+	fits := storetest.Sample(4)
+	fits.Data = bytes.Repeat([]byte{0, 'y'}, (maxPacket-2*packetOverhead)/2)
+	if err := s.Apply(ctx, store.Batch{Adds: []store.Record{fits}}); err != nil {
+		t.Fatalf("Apply of %d bytes after ErrTooLarge: %v", len(fits.Data), err)
+	}
+	got := replay(t, s)
+	if len(got) != 2 || !storetest.Equal(got[0], storetest.Sample(1)) || !storetest.Equal(got[1], fits) {
+		t.Errorf("stored %d records, want 1 and 4: the failed batch must change nothing", len(got))
+	}
+}
+
+// TestOutage kills the server, then freezes it: Apply fails with
+// ErrUnavailable within the timeout each time, and works again once the
+// server is back, on the same data.
+func TestOutage(t *testing.T) {
+	db := mariadbtest.Server(t)
+	if !db.Throwaway() {
+		t.Skip("the outage test stops the server: it needs a throwaway one")
+	}
+	cfg := config(db, db.NewDatabase(t))
+	cfg.Timeout = time.Second
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	apply := func(seq uint64) error {
+		return s.Apply(ctx, store.Batch{Adds: []store.Record{storetest.Sample(seq)}})
+	}
+	if err := apply(1); err != nil {
+		t.Fatal(err)
+	}
+	failsInTime := func(what string, seq uint64) {
+		t.Helper()
+		start := time.Now()
+		err := apply(seq)
+		took := time.Since(start)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Apply with the server %s: %v; want ErrUnavailable", what, err)
+		}
+		// Each connection attempt and each read is bounded by Timeout;
+		// database/sql tries a few connections.
+		if took > 6*cfg.Timeout {
+			t.Errorf("Apply with the server %s took %v", what, took)
+		}
+		t.Logf("server %s: Apply failed after %v: %v", what, took.Round(time.Millisecond), err)
+	}
+	worksAgain := func(seq uint64) {
+		t.Helper()
+		var err error
+		waitUntil(t, 30*time.Second, "Apply to work again", func() bool {
+			err = apply(seq)
+			return err == nil
+		})
+	}
+
+	db.Kill(t)
+	failsInTime("killed", 2)
+	db.Start(t)
+	worksAgain(3)
+
+	db.Freeze(t)
+	failsInTime("frozen", 4)
+	db.Thaw(t)
+	worksAgain(5)
+
+	var got []uint64
+	if err := s.Replay(ctx, func(r store.Record) error { got = append(got, r.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// An Apply that failed may still have committed (its answer lost),
+	// so 2 and 4 may be there; 1, 3 and 5 must.
+	for _, seq := range []uint64{1, 3, 5} {
+		if !slices.Contains(got, seq) {
+			t.Errorf("record %d is missing after the outage: have %v", seq, got)
+		}
+	}
+}
+
+// TestFromCGearmand queues jobs with the real C gearmand (-q MySQL),
+// stops it, and checks that Replay gives every one back with its fields,
+// numbered once, and that deleting them empties C's table.
+func TestFromCGearmand(t *testing.T) {
+	db := mariadbtest.Server(t)
+	name := db.NewDatabase(t)
+	g := startCGearmand(t, db, name)
+	g.RunCLI(t, nil, "-b", "-f", "fnA", "-u", "u1", "--", "cli one")
+	g.RunCLI(t, nil, "-b", "-I", "-f", "fnA", "-u", "u2", "--", "cli high")
+	g.RunCLI(t, nil, "-b", "-L", "-f", "fnB", "-u", "u3", "--", "cli low")
+	g.SubmitCLI(t, "fnB", "cli without a unique")
+	binary := []byte("a\x00b\xff\x00")
+	epoch := time.Unix(2_000_000_000, 0)
+	g.Submit(t,
+		cgearmand.Job{Function: "fnC", Unique: "bin", Data: binary, Priority: 0},
+		cgearmand.Job{Function: "fnC", Unique: "epoch", Data: []byte("later"), When: epoch})
+	g.Stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	s := openStore(t, config(db, name))
+	got := replay(t, s)
+	want := []store.Record{ // numbered by priority, then when_to_run, then unique
+		{Function: "fnC", Unique: "bin", Data: binary, Priority: 0},
+		{Function: "fnA", Unique: "u2", Data: []byte("cli high"), Priority: 0},
+		{Function: "fnB", Data: []byte("cli without a unique"), Priority: 1},
+		{Function: "fnA", Unique: "u1", Data: []byte("cli one"), Priority: 1},
+		{Function: "fnC", Unique: "epoch", Data: []byte("later"), Priority: 1, RunAt: epoch},
+		{Function: "fnB", Unique: "u3", Data: []byte("cli low"), Priority: 2},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Replay gave %d records, want %d: %v", len(got), len(want), got)
+	}
+	for i := range want {
+		want[i].Seq = uint64(i + 1)
+		if want[i].Unique == "" { // libgearman gave it a UUID
+			if len(got[i].Unique) != 36 {
+				t.Errorf("record %d: unique %q, want libgearman's UUID", i, got[i].Unique)
+			}
+			want[i].Unique = got[i].Unique
+		}
+		if d := storetest.Diff(got[i], want[i]); d != "" {
+			t.Errorf("record %d: %s", i, d)
+		}
+	}
+	// Numbered once: a second Replay, and another store's, give the same.
+	s.Close()
+	s = openStore(t, config(db, name))
+	if again := replay(t, s); !slices.EqualFunc(again, got, storetest.Equal) {
+		t.Errorf("a second Replay differs:\n%v\nfirst:\n%v", again, got)
+	}
+	var seqs []uint64
+	for _, r := range got {
+		seqs = append(seqs, r.Seq)
+	}
+	if err := s.Apply(ctx, store.Batch{Deletes: seqs}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, s.DB(), DefaultTable); n != 0 {
+		t.Errorf("%d rows left after deleting every job", n)
+	}
+}
+
+// TestToCGearmand applies records and checks that the real C gearmand,
+// started on the same table, gives every one to a worker with its
+// function, unique and data, and deletes every row.
+func TestToCGearmand(t *testing.T) {
+	db := mariadbtest.Server(t)
+	name := db.NewDatabase(t)
+	s := openStore(t, config(db, name))
+	const fn = "to_c"
+	recs := []store.Record{
+		{Seq: 1, Function: fn, Unique: "one", Data: []byte("first"), Priority: 1},
+		{Seq: 2, Function: fn, Data: []byte("empty unique"), Priority: 0},
+		{Seq: 3, Function: fn, Data: []byte("another empty unique"), Priority: 2},
+		{Seq: 4, Function: fn, Unique: "bin", Data: []byte("\x00nul\x00\xff"), Priority: 1},
+		{Seq: 5, Function: fn, Unique: "past", Data: []byte("run at a past second"), RunAt: time.Unix(1_000_000_000, 5)},
+		{Seq: 6, Function: fn, Unique: "große", Data: []byte("latin-1 unique")},
+		{Seq: 7, Function: fn, Unique: "日本", Data: []byte("unique outside latin-1")},
+		{Seq: 8, Function: fn, Unique: "big", Data: bytes.Repeat([]byte("0123456789abcdef"), 1<<16)},
+		{Seq: 9, Function: "other", Unique: "one", Data: []byte("same unique, other function")},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.Apply(ctx, store.Batch{Adds: recs}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	g := startCGearmand(t, db, name)
+	w, err := client.NewWorker(ctx, g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	type job struct{ function, unique, data string }
+	jobs := make(chan job, len(recs))
+	handler := func(_ context.Context, j *client.Job) ([]byte, error) {
+		jobs <- job{j.Function, j.Unique, string(j.Data)}
+		return nil, nil
+	}
+	for _, f := range []string{fn, "other"} {
+		if err := w.Register(f, handler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	workCtx, stopWork := context.WithCancel(ctx)
+	worked := make(chan error, 1)
+	go func() { worked <- w.Work(workCtx) }()
+	got := map[string]job{} // by data
+	for len(got) < len(recs) {
+		select {
+		case j := <-jobs:
+			got[j.data] = j
+		case <-ctx.Done():
+			t.Fatalf("C gearmand gave the worker %d of %d jobs", len(got), len(recs))
+		}
+	}
+	for _, r := range recs {
+		j, ok := got[string(r.Data)]
+		switch {
+		case !ok:
+			t.Errorf("record %d never reached the worker", r.Seq)
+		case j.function != r.Function:
+			t.Errorf("record %d ran as function %q, want %q", r.Seq, j.function, r.Function)
+		case r.Unique == "" || r.Unique == "日本":
+			if len(j.unique) != 36 {
+				t.Errorf("record %d ran under unique %q, want a generated UUID", r.Seq, j.unique)
+			}
+		case j.unique != r.Unique:
+			t.Errorf("record %d ran under unique %q, want %q", r.Seq, j.unique, r.Unique)
+		}
+	}
+	// C deletes each row once its job is done.
+	pool := db.Open(t, name)
+	waitUntil(t, 30*time.Second, "C gearmand to delete the rows of the jobs done", func() bool {
+		return countRows(t, pool, DefaultTable) == 0
+	})
+	stopWork()
+	<-worked
+}
+
+func replay(t *testing.T, s *Store) []store.Record {
+	t.Helper()
+	var got []store.Record
+	if err := s.Replay(context.Background(), func(r store.Record) error {
+		got = append(got, r)
+		return nil
+	}); err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	return got
+}
