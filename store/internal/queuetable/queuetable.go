@@ -376,8 +376,13 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 		}
 		ids = ids[n:]
 	}
+	dup := duplicates(b.Adds)
+	if dup != nil {
+		s.log.Warn("adds of one batch share a unique and function with an earlier add of it: kept all, the later ones under generated unique_keys",
+			"adds", len(b.Adds))
+	}
 	args := make([]any, 0, min(len(b.Adds), s.rowsPerInsert)*columnsPerRow)
-	for adds := b.Adds; len(adds) > 0; {
+	for first, adds := 0, b.Adds; len(adds) > 0; {
 		n, bytes := 0, 0
 		for n < len(adds) && n < s.rowsPerInsert {
 			bytes += len(adds[n].Data)
@@ -388,7 +393,7 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 		}
 		args = args[:0]
 		for i := range adds[:n] {
-			args = s.appendRow(args, &adds[i], false)
+			args = s.appendRow(args, &adds[i], dup != nil && dup[first+i])
 		}
 		q := s.fullInsert
 		if n < s.rowsPerInsert {
@@ -401,9 +406,37 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 		if err != nil {
 			return err
 		}
-		adds = adds[n:]
+		adds, first = adds[n:], first+n
 	}
 	return tx.Commit()
+}
+
+// duplicates marks the adds whose unique and function an earlier add of
+// the same batch has (empty uniques aside: they get UUIDs anyway), so that
+// they are inserted under a stand-in at once rather than after a failed
+// statement. nil when there are none.
+func duplicates(adds []store.Record) []bool {
+	if len(adds) < 2 {
+		return nil
+	}
+	type key struct{ unique, function string }
+	seen := make(map[key]struct{}, len(adds))
+	var dup []bool
+	for i := range adds {
+		if adds[i].Unique == "" {
+			continue
+		}
+		k := key{adds[i].Unique, adds[i].Function}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			continue
+		}
+		if dup == nil {
+			dup = make([]bool, len(adds))
+		}
+		dup[i] = true
+	}
+	return dup
 }
 
 // insertOneByOne inserts rows one statement each, after a multi-row
