@@ -21,18 +21,6 @@ import (
 // the store, for an empty Unique).
 var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-func replayAll(t *testing.T, s store.Store) []store.Record {
-	t.Helper()
-	var got []store.Record
-	if err := s.Replay(context.Background(), func(r store.Record) error {
-		got = append(got, r)
-		return nil
-	}); err != nil {
-		t.Fatalf("Replay: %v", err)
-	}
-	return got
-}
-
 // TestJobsCGearmandLeft: C gearmand -q libsqlite3 queues background jobs
 // (through the gearman CLI: uniques, none, high and low priority, NUL
 // bytes; through our client: an empty unique, an epoch job) and stops;
@@ -63,7 +51,7 @@ func TestJobsCGearmandLeft(t *testing.T) {
 		{Function: "later", Unique: "ep", Data: []byte("in an hour"), Priority: 1, RunAt: when},
 	}
 	s := openAt(t, path)
-	got := replayAll(t, s)
+	got := storetest.ReplayAll(t, s)
 	if len(got) != len(want) {
 		t.Fatalf("replayed %d jobs, want %d: %+v\nC gearmand's log:\n%s", len(got), len(want), got, c.Log())
 	}
@@ -86,7 +74,7 @@ func TestJobsCGearmandLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openAt(t, path)
-	again := replayAll(t, s)
+	again := storetest.ReplayAll(t, s)
 	if !slices.EqualFunc(again, got, storetest.Equal) {
 		t.Fatalf("a second Replay gave\n%+v\nwant\n%+v", again, got)
 	}
@@ -97,7 +85,7 @@ func TestJobsCGearmandLeft(t *testing.T) {
 	if err := s.DB().QueryRow(`SELECT count(*) FROM gearman_queue WHERE unique_key IN ('u1', 'nul')`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("rows of the deleted jobs: %d (%v), want 0", n, err)
 	}
-	if got := replayAll(t, s); len(got) != len(want)-2 || got[0].Seq != 2 {
+	if got := storetest.ReplayAll(t, s); len(got) != len(want)-2 || got[0].Seq != 2 {
 		t.Errorf("after deleting 1 and 4: %d jobs, first %d", len(got), got[0].Seq)
 	}
 }
@@ -216,7 +204,7 @@ func TestCGearmandRunsOurJobs(t *testing.T) {
 	c.Stop(t)
 
 	s = openAt(t, path)
-	if rest := replayAll(t, s); len(rest) != 1 || storetest.Diff(rest[0], adds[5]) != "" {
+	if rest := storetest.ReplayAll(t, s); len(rest) != 1 || storetest.Diff(rest[0], adds[5]) != "" {
 		t.Errorf("after C: replayed %+v, want only %+v", rest, adds[5])
 	}
 }

@@ -549,8 +549,8 @@ func testReplayDataOwned(t *testing.T, st *suite) {
 	}
 	apply(t, s, store.Batch{Adds: want})
 	// Records kept across fn calls and across Replays must not change:
-	// replayAll keeps them, and the second Replay runs after the first.
-	first := replayAll(t, s)
+	// ReplayAll keeps them, and the second Replay runs after the first.
+	first := ReplayAll(t, s)
 	for _, r := range first {
 		for i := range r.Data {
 			r.Data[i] ^= 0xff
@@ -559,7 +559,7 @@ func testReplayDataOwned(t *testing.T, st *suite) {
 			_ = append(r.Data, "spill"...) // writes past len, into the driver's memory if it is shared
 		}
 	}
-	second := replayAll(t, s)
+	second := ReplayAll(t, s)
 	if d := diffAll(second, want); d != "" {
 		t.Errorf("changing the Data of one Replay changed the next: %s", d)
 	}
@@ -599,7 +599,7 @@ func testBatchAtomic(t *testing.T, st *suite) {
 		before := want
 		after := sortedBySeq(append(remove(want, want[0].Seq), b.Adds...))
 		err := s.Apply(ctx, b)
-		got := replayAll(t, s)
+		got := ReplayAll(t, s)
 		switch {
 		case diffAll(got, after) == "":
 			want = after
@@ -772,7 +772,9 @@ func apply(t *testing.T, s store.Store, b store.Batch) {
 	}
 }
 
-func replayAll(t *testing.T, s store.Store) []store.Record {
+// ReplayAll returns every record s replays, in the order Replay gives
+// them, failing t if Replay fails.
+func ReplayAll(t testing.TB, s store.Store) []store.Record {
 	t.Helper()
 	var got []store.Record
 	if err := s.Replay(context.Background(), func(r store.Record) error {
@@ -788,7 +790,7 @@ func replayAll(t *testing.T, s store.Store) []store.Record {
 func expect(t *testing.T, s store.Store, want []store.Record) {
 	t.Helper()
 	want = sortedBySeq(want)
-	if d := diffAll(replayAll(t, s), want); d != "" {
+	if d := diffAll(ReplayAll(t, s), want); d != "" {
 		t.Fatalf("Replay:\n\t%s", d)
 	}
 }

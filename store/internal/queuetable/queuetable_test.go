@@ -38,21 +38,9 @@ func apply(t *testing.T, s store.Store, b store.Batch) {
 	}
 }
 
-func replayAll(t *testing.T, s store.Store) []store.Record {
-	t.Helper()
-	var got []store.Record
-	if err := s.Replay(context.Background(), func(r store.Record) error {
-		got = append(got, r)
-		return nil
-	}); err != nil {
-		t.Fatalf("Replay: %v", err)
-	}
-	return got
-}
-
 func expect(t *testing.T, s store.Store, want ...store.Record) {
 	t.Helper()
-	got := replayAll(t, s)
+	got := storetest.ReplayAll(t, s)
 	if len(got) != len(want) {
 		t.Fatalf("replayed %d records, want %d: %+v", len(got), len(want), got)
 	}
