@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,17 +24,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// testLog writes a store's log lines to the test's log.
-type testLog struct{ tb testing.TB }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 func openAt(tb testing.TB, path string, opts ...Option) *Store {
 	tb.Helper()
-	opts = append([]Option{Logger(slog.New(slog.NewTextHandler(testLog{tb}, nil)))}, opts...)
+	opts = append([]Option{Logger(storetest.Logger(tb))}, opts...)
 	s, err := Open(context.Background(), path, opts...)
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", path, err)
