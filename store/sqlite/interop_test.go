@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -207,4 +208,21 @@ func TestCGearmandRunsOurJobs(t *testing.T) {
 	if rest := storetest.ReplayAll(t, s); len(rest) != 1 || storetest.Diff(rest[0], adds[5]) != "" {
 		t.Errorf("after C: replayed %+v, want only %+v", rest, adds[5])
 	}
+}
+
+// TestCGearmandAfterKill: C gearmand started on a file whose writer was
+// SIGKILLed (its WAL still holding commits no checkpoint has copied into
+// the file) queues every job the writer acknowledged.
+func TestCGearmandAfterKill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	acked := storetest.KillWhileWriting(t, killEnv, path, 200)
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the killed writer left no WAL (%v): the test would not test reading one", err)
+	}
+	c := cgearmand.Start(t, "-q", "libsqlite3", "--libsqlite3-db", path)
+	if n := c.Queued(t)["f"]; uint64(n) < acked {
+		t.Fatalf("C gearmand queued %d jobs of %d acknowledged\n%s", n, acked, c.Log())
+	}
+	c.Stop(t)
+	storetest.CheckAcked(t, openAt(t, path), acked)
 }

@@ -8,6 +8,7 @@
 package cgearmand
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -196,4 +198,37 @@ func (s *Server) RunCLI(tb testing.TB, stdin []byte, args ...string) []byte {
 		tb.Fatalf("gearman %v: %v\n%s", args, err, out)
 	}
 	return out
+}
+
+// Queued returns how many jobs gearmand holds per function (queued and
+// running), from its admin "status" command.
+func (s *Server) Queued(tb testing.TB) map[string]int {
+	tb.Helper()
+	conn, err := net.DialTimeout("tcp", s.Addr, 10*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("status\n")); err != nil {
+		tb.Fatal(err)
+	}
+	queued := make(map[string]int)
+	lines := bufio.NewScanner(conn)
+	for lines.Scan() {
+		if lines.Text() == "." {
+			return queued
+		}
+		f := strings.Split(lines.Text(), "\t")
+		if len(f) != 4 {
+			tb.Fatalf("gearmand's status line %q: want 4 fields", lines.Text())
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			tb.Fatalf("gearmand's status line %q: %v", lines.Text(), err)
+		}
+		queued[f[0]] = n
+	}
+	tb.Fatalf("gearmand's status ended without \".\": %v", lines.Err())
+	return nil
 }
