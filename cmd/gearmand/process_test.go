@@ -199,7 +199,7 @@ func TestBinary(t *testing.T) {
 					t.Errorf("gearmand %s does not mention %s:\n%s", arg, want, stdout)
 				}
 			}
-			if strings.Contains(stdout, "libsqlite3-db") || strings.Contains(stdout, "check-args") {
+			if strings.Contains(stdout, "libtokyocabinet-file") || strings.Contains(stdout, "check-args") {
 				t.Errorf("gearmand %s shows hidden options:\n%s", arg, stdout)
 			}
 		}

@@ -6,6 +6,7 @@ package all
 
 import (
 	_ "gearmand/store/bolt"
+	_ "gearmand/store/mysql"
 	_ "gearmand/store/pebble"
 	_ "gearmand/store/postgres"
 	_ "gearmand/store/redis"

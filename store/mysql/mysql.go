@@ -142,6 +142,11 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// errNoDatabase is Open's error for a Config without a database.
+func errNoDatabase(c *Config) error {
+	return fmt.Errorf("mysql: no database given: name the one that holds (or will hold) the queue table with %s", c.flag("db"))
+}
+
 // flag names one of the module's flags: flag("user") is "--mysql-user".
 func (c *Config) flag(name string) string { return c.Module.flagPrefix() + name }
 
@@ -185,7 +190,7 @@ var (
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Database == "" {
-		return nil, fmt.Errorf("mysql: no database given: name the one that holds (or will hold) the queue table with %s", cfg.flag("db"))
+		return nil, errNoDatabase(&cfg)
 	}
 	if cfg.Module == ModuleLibdrizzle {
 		if err := createDatabase(ctx, &cfg); err != nil {
@@ -388,10 +393,11 @@ func newDialect(cfg *Config, cols map[string]column, charset string, maxPacket i
 		// max_allowed_packet; half of it for all of a statement's rows
 		// keeps the server's buffers for one statement bounded.
 		MaxStatementBytes: int(max(maxPacket/2, 1<<20)),
-		// C's rows have no insertion order to read back (InnoDB's hidden
-		// row id is not visible): number them by priority, then run time,
-		// and the rest by C's key, so that the order is at least stable.
-		NumberOrder: "priority, when_to_run, unique_key, function_name",
+		// No ORDER BY: InnoDB reads C's table (no primary key, so
+		// clustered on a hidden, increasing row id) in the order C
+		// inserted the rows, the order C gearmand replays them in. The
+		// hidden row id cannot be named in an ORDER BY.
+		NumberOrder: "",
 		Fits: func(name, value string) bool {
 			switch name {
 			case "unique_key":
