@@ -370,13 +370,13 @@ func TestFromCGearmand(t *testing.T) {
 
 	s := openStore(t, config(db, name))
 	got := replay(t, s)
-	want := []store.Record{ // numbered by priority, then when_to_run, then unique
-		{Function: "fnC", Unique: "bin", Data: binary, Priority: 0},
-		{Function: "fnA", Unique: "u2", Data: []byte("cli high"), Priority: 0},
-		{Function: "fnB", Data: []byte("cli without a unique"), Priority: 1},
+	want := []store.Record{ // numbered in the order C queued them
 		{Function: "fnA", Unique: "u1", Data: []byte("cli one"), Priority: 1},
-		{Function: "fnC", Unique: "epoch", Data: []byte("later"), Priority: 1, RunAt: epoch},
+		{Function: "fnA", Unique: "u2", Data: []byte("cli high"), Priority: 0},
 		{Function: "fnB", Unique: "u3", Data: []byte("cli low"), Priority: 2},
+		{Function: "fnB", Data: []byte("cli without a unique"), Priority: 1},
+		{Function: "fnC", Unique: "bin", Data: binary, Priority: 0},
+		{Function: "fnC", Unique: "epoch", Data: []byte("later"), Priority: 1, RunAt: epoch},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Replay gave %d records, want %d: %v", len(got), len(want), got)
@@ -500,4 +500,118 @@ func replay(t *testing.T, s *Store) []store.Record {
 		t.Fatalf("Replay: %v", err)
 	}
 	return got
+}
+
+// TestFits checks which values fits lets into C's key columns as they
+// are: only what the column's character set and length hold byte for
+// byte.
+func TestFits(t *testing.T) {
+	latin1 := column{dataType: "varchar", charset: "latin1", maxLength: 64}
+	utf8mb3 := column{dataType: "varchar", charset: "utf8mb3", maxLength: 64}
+	utf8mb4 := column{dataType: "varchar", charset: "utf8mb4", maxLength: 64}
+	binary := column{dataType: "varbinary", maxLength: 64}
+	unknown := column{dataType: "varchar", charset: "sjis", maxLength: 64}
+	for _, c := range []struct {
+		col   column
+		value string
+		want  bool
+	}{
+		{latin1, "", true},
+		{latin1, "plain-ascii_1", true},
+		{latin1, "große", true},
+		{latin1, "€", false}, // cp1252 0x80 in MariaDB's latin1: not sure to round-trip
+		{latin1, "日本", false},
+		{latin1, "\xff\xfe", false}, // not UTF-8: the server would refuse it
+		{latin1, strings.Repeat("x", 64), true},
+		{latin1, strings.Repeat("x", 65), false},
+		{utf8mb3, "日本", true},
+		{utf8mb3, "😀", false},
+		{utf8mb4, "😀", true},
+		{utf8mb4, strings.Repeat("日", 64), true},
+		{utf8mb4, strings.Repeat("日", 65), false},
+		{binary, "\xff\x00\xfe", true},
+		{binary, strings.Repeat("\xff", 65), false},
+		{unknown, "ascii", true},
+		{unknown, "é", false},
+	} {
+		if got := fits(c.col, c.value); got != c.want {
+			t.Errorf("fits(%s %s(%d), %q) = %v, want %v", c.col.charset, c.col.dataType, c.col.maxLength, c.value, got, c.want)
+		}
+	}
+}
+
+// TestCharsets stores uniques and function names in a utf8mb4 table and a
+// latin1 one: what the column holds is written there as is, the rest under
+// a stand-in, and every one replays exactly.
+func TestCharsets(t *testing.T) {
+	db := mariadbtest.Server(t)
+	recs := []store.Record{
+		{Seq: 1, Function: "fn", Unique: "日本", Data: []byte("1")},
+		{Seq: 2, Function: "fn", Unique: "größe", Data: []byte("2")},
+		{Seq: 3, Function: "fn", Unique: "\xff\xfe", Data: []byte("3")},
+		{Seq: 4, Function: "函数", Unique: "u", Data: []byte("4")},
+		{Seq: 5, Function: "fn", Unique: "😀", Data: []byte("5")},
+	}
+	for _, cs := range []struct {
+		charset string
+		direct  []bool // whether each record's unique and function are in C's columns as they are
+	}{
+		{"utf8mb4", []bool{true, true, false, true, true}},
+		{"latin1", []bool{false, true, false, false, false}},
+	} {
+		t.Run(cs.charset, func(t *testing.T) {
+			name := db.NewDatabase(t)
+			execSQL(t, db.Open(t, ""), "ALTER DATABASE `"+name+"` CHARACTER SET "+cs.charset)
+			s := openStore(t, config(db, name))
+			if err := s.Apply(context.Background(), store.Batch{Adds: recs}); err != nil {
+				t.Fatal(err)
+			}
+			if got := replay(t, s); !slices.EqualFunc(got, recs, storetest.Equal) {
+				t.Errorf("Replay gave %+v, want %+v", got, recs)
+			}
+			for i, r := range recs {
+				var unique, function string
+				if err := s.DB().QueryRow("SELECT unique_key, function_name FROM gearman_queue WHERE seq = ?", r.Seq).
+					Scan(&unique, &function); err != nil {
+					t.Fatal(err)
+				}
+				direct := unique == r.Unique && function == r.Function
+				if direct != cs.direct[i] {
+					t.Errorf("record %d (unique %q, function %q) is in C's columns as (%q, %q)", r.Seq, r.Unique, r.Function, unique, function)
+				}
+			}
+		})
+	}
+}
+
+// TestCGearmandOrder checks that the jobs C gearmand left are numbered in
+// the order C queued them (the order C replays them in), whatever their
+// uniques and priorities: the queue then runs each priority first in,
+// first out.
+func TestCGearmandOrder(t *testing.T) {
+	db := mariadbtest.Server(t)
+	name := db.NewDatabase(t)
+	g := startCGearmand(t, db, name)
+	var jobs []cgearmand.Job
+	var want []string
+	for i := 11; i >= 0; i-- { // uniques in descending order
+		jobs = append(jobs, cgearmand.Job{Function: "fifo", Unique: fmt.Sprintf("u%02d", i), Data: []byte{byte(i)},
+			Priority: store.Priority(i % 3)})
+		want = append(want, jobs[len(jobs)-1].Unique)
+	}
+	g.Submit(t, jobs...)
+	// Rows C deleted leave gaps that later rows do not fill.
+	g.RunCLI(t, nil, "-w", "-c", "1", "-f", "fifo", "--", "true")
+	g.Submit(t, cgearmand.Job{Function: "fifo", Unique: "last", Data: []byte("last")})
+	g.Stop(t)
+	// The worker got C's first high-priority job.
+	ran := slices.IndexFunc(jobs, func(j cgearmand.Job) bool { return j.Priority == 0 })
+	want = append(slices.Delete(want, ran, ran+1), "last")
+	var got []string
+	for _, r := range replay(t, openStore(t, config(db, name))) {
+		got = append(got, r.Unique)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Replay order %v, want %v", got, want)
+	}
 }

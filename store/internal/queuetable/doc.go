@@ -95,8 +95,8 @@
 //
 // Rows C gearmand wrote have seq NULL. Replay first numbers them, in one
 // committed transaction, with Seqs above every stored one, in
-// Dialect.NumberOrder (SQLite: rowid, the order C inserted them; MySQL:
-// priority, then when_to_run), before it hands any of them to fn: each
+// Dialect.NumberOrder (SQLite: rowid; MySQL: InnoDB's scan order; both
+// the order C inserted them), before it hands any of them to fn: each
 // gets its Seq once, so a row C wrote is never run twice, and deletes by
 // Seq then reach it. It then reads the table in ascending seq in chunks
 // (ReplayChunk rows, or fewer once ReplayChunkBytes of data are read) and

@@ -76,7 +76,10 @@ type Dialect struct {
 
 	// NumberOrder is the ORDER BY list in which Replay gives Seqs to the
 	// rows C gearmand wrote (seq NULL): SQLite "rowid", the order C
-	// inserted them; an engine without one "priority, when_to_run".
+	// inserted them. "" means no ORDER BY: the order the engine reads
+	// the table in, which is C gearmand's own replay order (MySQL:
+	// InnoDB reads C's table, which has no primary key, in the order of
+	// its hidden row id, the order C inserted the rows).
 	NumberOrder string
 
 	// RowID, if not "", is the engine's row identifier ("rowid"), by
@@ -573,8 +576,11 @@ func (s *Store) numberCRows(ctx context.Context) (err error) {
 	if s.d.RowID != "" {
 		key = []string{s.d.RowID}
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT "+strings.Join(key, ", ")+" FROM "+s.qt+
-		" WHERE seq IS NULL ORDER BY "+s.d.NumberOrder)
+	query := "SELECT " + strings.Join(key, ", ") + " FROM " + s.qt + " WHERE seq IS NULL"
+	if s.d.NumberOrder != "" {
+		query += " ORDER BY " + s.d.NumberOrder
+	}
+	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return err
 	}
