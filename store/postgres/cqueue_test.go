@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -252,5 +254,92 @@ func TestCQueueAtomic(t *testing.T) {
 	}
 	if got := countRows(t, url, "queue"); got != 0 {
 		t.Errorf("C's table kept %d rows", got)
+	}
+}
+
+// envCQueueChild makes the test binary a child of TestCQueueKilled: it
+// opens the store the variable names ("namespace url"), taking over C
+// gearmand's table, until the test kills it.
+const envCQueueChild = "GEARMAND_TEST_POSTGRES_CQUEUE_CHILD"
+
+// cqueueChild is the child's whole life.
+func cqueueChild(v string) {
+	ns, url, _ := strings.Cut(v, " ")
+	s, err := Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	s.Close()
+	fmt.Println("done")
+}
+
+// TestCQueueKilled SIGKILLs a server while its statement moving C
+// gearmand's rows runs: PostgreSQL rolls the transaction back, every row
+// is still in C's table and none in the namespace, and the next Open
+// takes them all.
+func TestCQueueKilled(t *testing.T) {
+	url := pgtest.Server(t).NewDatabase(t)
+	const n = 100000
+	sqlOn(t, url, cCreateSQL,
+		fmt.Sprintf(`INSERT INTO queue (priority, unique_key, function_name, data, when_to_run)
+			SELECT i %% 3, 'u-' || i, 'f', int4send(i), 0 FROM generate_series(1, %d) i`, n))
+	ns := freshNamespace(t)
+	openNS(t, url, ns, ImportTable("-")).Close() // the schema, so that the child only moves rows
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envCQueueChild+"="+ns+" "+url)
+	out := new(bytes.Buffer)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	conn := connect(t, url)
+	for running := false; !running; {
+		select {
+		case <-exited:
+			t.Fatalf("the child ended before its move was seen running: %q", out.String())
+		default:
+		}
+		err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH moved AS%')`).Scan(&running)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+
+	// PostgreSQL notices the client is gone (client_connection_check_interval)
+	// and rolls back: poll until the dead backend is gone, then look.
+	for gone := false; !gone; {
+		err := conn.QueryRow(context.Background(), `SELECT NOT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'WITH moved AS%')`).Scan(&gone)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countRows(t, url, "queue"); got != n {
+		t.Errorf("after a takeover killed half-way C's table has %d rows, want all %d", got, n)
+	}
+	if got := countRows(t, url, "gearmand_jobs"); got != 0 {
+		t.Errorf("after a takeover killed half-way the store holds %d jobs, want none", got)
+	}
+	s := openNS(t, url, ns, Logger(slog.New(slog.DiscardHandler)))
+	if got := countRows(t, url, "queue"); got != 0 {
+		t.Errorf("after the takeover C's table has %d rows", got)
+	}
+	got := replay(t, s)
+	seen := make(map[string]bool, n)
+	for _, r := range got {
+		seen[r.Unique] = true
+	}
+	if len(got) != n || len(seen) != n {
+		t.Errorf("after a killed takeover the next took %d jobs, %d distinct, want %d", len(got), len(seen), n)
 	}
 }

@@ -26,6 +26,10 @@ import (
 // no goroutine of a closed Store (pgxpool's, a bounded Close's) outlives
 // them.
 func TestMain(m *testing.M) {
+	if v := os.Getenv(envCQueueChild); v != "" {
+		cqueueChild(v)
+		return
+	}
 	code := pgtest.Run(m)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
