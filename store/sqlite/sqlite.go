@@ -119,15 +119,15 @@ func checkPath(path string) error {
 	dir := filepath.Dir(path)
 	switch fi, err := os.Stat(dir); {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("sqlite: cannot create %s: directory %s does not exist (create it first): %w", path, dir, err)
+		return fmt.Errorf("sqlite: cannot create %s (--%s): directory %s does not exist (create it first): %w", path, FlagDB, dir, err)
 	case err != nil:
 		return fmt.Errorf("sqlite: cannot create %s: %w", path, err)
 	case !fi.IsDir():
-		return fmt.Errorf("sqlite: cannot create %s: %s is not a directory", path, dir)
+		return fmt.Errorf("sqlite: cannot create %s (--%s): %s is not a directory", path, FlagDB, dir)
 	}
 	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return fmt.Errorf("sqlite: cannot write in directory %s, where SQLite keeps %s-wal and -shm beside the file: %w",
-			dir, filepath.Base(path), &fs.PathError{Op: "access", Path: dir, Err: err})
+		return fmt.Errorf("sqlite: cannot write in directory %s, where SQLite keeps %s-wal and -shm beside the file (--%s): %w",
+			dir, filepath.Base(path), FlagDB, &fs.PathError{Op: "access", Path: dir, Err: err})
 	}
 	fi, err := os.Stat(path)
 	switch {
@@ -141,7 +141,7 @@ func checkPath(path string) error {
 		return fmt.Errorf("sqlite: %s is not a regular file (--%s)", path, FlagDB)
 	}
 	if err := unix.Access(path, unix.R_OK|unix.W_OK); err != nil {
-		return fmt.Errorf("sqlite: %s is read-only or unreadable for this user: %w", path,
+		return fmt.Errorf("sqlite: %s is read-only or unreadable for this user (--%s): %w", path, FlagDB,
 			&fs.PathError{Op: "access", Path: path, Err: err})
 	}
 	f, err := os.Open(path)

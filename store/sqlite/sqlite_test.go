@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,6 +20,10 @@ const killEnv = "GEARMAND_SQLITE_WRITE"
 func TestMain(m *testing.M) {
 	if path := os.Getenv(killEnv); path != "" {
 		storetest.WriteUntilKilled(func() (store.Store, error) { return Open(context.Background(), path) })
+		return
+	}
+	if path := os.Getenv(openEnv); path != "" {
+		fmt.Println(openOutcome(path))
 		return
 	}
 	os.Exit(m.Run())
