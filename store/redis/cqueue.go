@@ -37,9 +37,9 @@ const (
 const levelNotice = slog.Level(2)
 
 // Paging of the takeover: SCAN asks for about importScanCount keys a
-// call, and a watched transaction moves the C keys one SCAN call
-// returned; it is tried again when a key changed under it, at most
-// importTries times.
+// call; a watched transaction moves the C keys one call returned, or a
+// run of them holding at most replayPageBytes of data, and is tried again
+// when a key changed under it, at most importTries times.
 const (
 	importScanCount = 512
 	importTries     = 10
@@ -116,10 +116,10 @@ func cJob(typ string, hash map[string]string, str string) (data string, pri stor
 var errGone = errors.New("key is gone")
 
 // importCQueue moves the jobs C gearmand left under Config.ImportPrefix
-// into the namespace, one watched transaction per SCAN page, so that a
-// crash half-way leaves each key either still C's or moved whole, and two
-// servers never take one key both. The Store must own its namespace (gen
-// set).
+// into the namespace, a watched transaction per SCAN page (or per part
+// of one, by size), so that a crash half-way leaves each key either still
+// C's or moved whole, and two servers never both take one key. The Store
+// must own its namespace (gen set).
 func (s *Store) importCQueue(ctx context.Context) error {
 	prefix := s.cfg.ImportPrefix
 	if prefix == "-" {
@@ -150,6 +150,7 @@ func (s *Store) importCQueue(ctx context.Context) error {
 	return nil
 }
 
+// importError is err of the takeover, saying so, through interpretError.
 func (s *Store) importError(ctx context.Context, err error) error {
 	return s.interpretError(ctx, fmt.Errorf("taking over the jobs of C gearmand's keys %s-* (--redis-prefix): %w", s.cfg.ImportPrefix, err))
 }

@@ -228,7 +228,10 @@ poll:
 	for before == 0 {
 		select {
 		case line := <-exited:
-			t.Logf("the child ended before it was killed: %q", line)
+			if line != "done" {
+				t.Fatalf("the child failed: %q", line)
+			}
+			t.Logf("the child ended before it was killed")
 			break poll
 		default:
 		}
