@@ -57,9 +57,13 @@
 // background job submitted without a unique) and job_unique = ” (empty,
 // not NULL), so that two jobs with an empty unique never collide on C's
 // key, C gearmand runs the job under that UUID, and our Replay gives the
-// empty Unique back. A value that the engine's key column cannot hold
-// byte for byte (Dialect.Fits: in MySQL, a unique over 64 bytes or not
-// valid in the column's character set) gets a UUID stand-in the same way.
+// empty Unique back. So is a unique that C gearmand cannot keep whole:
+// 64 bytes or longer, or holding a NUL (C copies the unique into a 64-byte
+// C string and deletes a finished job's row by that copy, which would
+// match nothing, so the job would run again at every start). A value that
+// the engine's key column cannot hold byte for byte (Dialect.Fits: in
+// MySQL, one not valid in the column's character set, or a function name
+// over 255 bytes) gets a UUID stand-in the same way.
 // C gearmand itself generates no UUID: libgearman's client does, before
 // submitting; a unique that is empty on the wire is stored empty by C.
 //

@@ -472,7 +472,7 @@ func (s *Store) insertOneByOne(ctx context.Context, tx *sql.Tx, adds []store.Rec
 func (s *Store) appendRow(args []any, r *store.Record, standIn bool) []any {
 	var jobUnique, jobFunction any // NULL: the C column holds the value
 	unique := r.Unique
-	if standIn || unique == "" || !s.fits("unique_key", unique) {
+	if standIn || !cKeepsUnique(unique) || !s.fits("unique_key", unique) {
 		unique = newUUID()
 		jobUnique = []byte(r.Unique)
 	}
@@ -489,6 +489,17 @@ func (s *Store) appendRow(args []any, r *store.Record, standIn bool) []any {
 		unique, function, int64(r.Priority), data, s.whenToRun(r.RunAt),
 		int64(r.Seq), nullBytes(r.Handle), nullBytes(r.Reducer), int64(r.Attempts),
 		unixNanos(r.Created), unixNanos(r.RunAt), jobUnique, jobFunction)
+}
+
+// cKeepsUnique reports whether C gearmand 1.1.20 can run a job of this
+// unique from the table and then delete its row. It cannot when the
+// unique is empty (C's key would make the jobs collide), 64 bytes or
+// longer, or holds a NUL: C copies a job's unique into a 64-byte C string
+// (snprintf "%.*s"), which keeps at most 63 bytes and stops at a NUL, and
+// deletes the row of a finished job by that copy, which matches nothing,
+// so the job would run again at every start of C gearmand.
+func cKeepsUnique(unique string) bool {
+	return unique != "" && len(unique) < 64 && strings.IndexByte(unique, 0) < 0
 }
 
 func (s *Store) fits(column, value string) bool {
