@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gearmand/client"
+	"gearmand/store/mysql/mariadbtest"
 	"gearmand/store/postgres/pgtest"
 )
 
@@ -47,6 +48,12 @@ var fileStores = []durableStore{
 	{name: "pebble", args: func(t *testing.T) []string {
 		return []string{"-q", "pebble", "--pebble-dir", filepath.Join(t.TempDir(), "pebble")}
 	}},
+	{name: "libsqlite3", args: sqliteArgs},
+}
+
+// sqliteArgs selects -q libsqlite3 on a file of the test's own.
+func sqliteArgs(t *testing.T) []string {
+	return []string{"-q", "libsqlite3", "--libsqlite3-db", filepath.Join(t.TempDir(), "queue.db")}
 }
 
 // networkedStores keep their jobs in a PostgreSQL or Redis that the tests
@@ -62,6 +69,15 @@ var networkedStores = []durableStore{
 		rs := startRedis(t)
 		return []string{"-q", "redis", "--redis-addr", rs.addr, "--store-namespace", namespace(t)}
 	}},
+	{name: "MySQL", networked: true, args: mysqlArgs},
+}
+
+// mysqlArgs selects -q MySQL on a database of the test's own in the
+// throwaway MariaDB (see mariadbtest), with gearmand's flags.
+func mysqlArgs(t *testing.T) []string {
+	db := mariadbtest.Server(t)
+	return []string{"-q", "MySQL", "--mysql-host", db.Host, "--mysql-port", strconv.Itoa(db.Port),
+		"--mysql-user", db.User, "--mysql-password", db.Password, "--mysql-db", db.NewDatabase(t)}
 }
 
 var durableStores = slices.Concat(fileStores, networkedStores)

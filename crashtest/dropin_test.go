@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"gearmand/client"
-	"gearmand/store/mysql/mariadbtest"
 	"gearmand/store/postgres/pgtest"
 )
 
@@ -47,14 +46,8 @@ type dropInQueue struct {
 }
 
 var dropInQueues = []dropInQueue{
-	{name: "libsqlite3", shared: true, args: func(t *testing.T) []string {
-		return []string{"-q", "libsqlite3", "--libsqlite3-db", filepath.Join(t.TempDir(), "queue.db")}
-	}},
-	{name: "MySQL", shared: true, args: func(t *testing.T) []string {
-		db := mariadbtest.Server(t)
-		return []string{"-q", "MySQL", "--mysql-host", db.Host, "--mysql-port", strconv.Itoa(db.Port),
-			"--mysql-user", db.User, "--mysql-password", db.Password, "--mysql-db", db.NewDatabase(t)}
-	}},
+	{name: "libsqlite3", shared: true, args: sqliteArgs},
+	{name: "MySQL", shared: true, args: mysqlArgs},
 	{name: "Postgres", args: func(t *testing.T) []string {
 		dsn := pgtest.Server(t).NewDatabase(t)
 		return []string{"-q", "Postgres", "--libpq-conninfo", dsn}
