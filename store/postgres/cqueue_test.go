@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +34,16 @@ func connect(tb testing.TB, url string) *pgx.Conn {
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// fillCTable creates C gearmand's table on url and fills it with n jobs of
+// function f, as C gearmand would write them: unique u-I, priority I mod
+// 3, the data I as four binary bytes.
+func fillCTable(tb testing.TB, url string, n int) {
+	tb.Helper()
+	sqlOn(tb, url, cCreateSQL,
+		fmt.Sprintf(`INSERT INTO queue (priority, unique_key, function_name, data, when_to_run)
+			SELECT i %% 3, 'u-' || i, 'f', int4send(i), 0 FROM generate_series(1, %d) i`, n))
 }
 
 // sqlOn runs statements on url, failing the test on error.
@@ -194,9 +202,7 @@ func TestCQueueOtherLayout(t *testing.T) {
 func TestCQueueAtomic(t *testing.T) {
 	url := pgtest.Server(t).NewDatabase(t)
 	const n = 3000
-	sqlOn(t, url, cCreateSQL,
-		fmt.Sprintf(`INSERT INTO queue (priority, unique_key, function_name, data, when_to_run)
-			SELECT i %% 3, 'u-' || i, 'f', int4send(i), 0 FROM generate_series(1, %d) i`, n))
+	fillCTable(t, url, n)
 	// Migrate the schema first, so that the trigger has a table.
 	openNS(t, url, freshNamespace(t), ImportTable("-")).Close()
 	sqlOn(t, url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -265,13 +271,9 @@ const envCQueueChild = "GEARMAND_TEST_POSTGRES_CQUEUE_CHILD"
 // cqueueChild is the child's whole life.
 func cqueueChild(v string) {
 	ns, url, _ := strings.Cut(v, " ")
-	s, err := Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	s.Close()
-	fmt.Println("done")
+	cgearmand.TakeoverChild(func() (store.Store, error) {
+		return Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
+	})
 }
 
 // TestCQueueKilled SIGKILLs a server while its statement moving C
@@ -281,29 +283,16 @@ func cqueueChild(v string) {
 func TestCQueueKilled(t *testing.T) {
 	url := pgtest.Server(t).NewDatabase(t)
 	const n = 100000
-	sqlOn(t, url, cCreateSQL,
-		fmt.Sprintf(`INSERT INTO queue (priority, unique_key, function_name, data, when_to_run)
-			SELECT i %% 3, 'u-' || i, 'f', int4send(i), 0 FROM generate_series(1, %d) i`, n))
+	fillCTable(t, url, n)
 	ns := freshNamespace(t)
 	openNS(t, url, ns, ImportTable("-")).Close() // the schema, so that the child only moves rows
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envCQueueChild+"="+ns+" "+url)
-	out := new(bytes.Buffer)
-	cmd.Stdout = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	child := cgearmand.StartChild(t, envCQueueChild, ns+" "+url)
 	conn := connect(t, url)
 	for running := false; !running; {
 		select {
-		case <-exited:
-			t.Fatalf("the child ended before its move was seen running: %q", out.String())
+		case <-child.Exited():
+			t.Fatalf("the child ended before its move was seen running: %q", child.Output())
 		default:
 		}
 		err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT FROM pg_stat_activity
@@ -312,8 +301,7 @@ func TestCQueueKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = cmd.Process.Kill()
-	<-exited
+	child.Kill()
 
 	// PostgreSQL notices the client is gone (client_connection_check_interval)
 	// and rolls back: poll until the dead backend is gone, then look.

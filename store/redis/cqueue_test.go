@@ -1,13 +1,10 @@
 package redis
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,13 +175,9 @@ const envCQueueChild = "GEARMAND_TEST_REDIS_CQUEUE_CHILD"
 // cqueueChild is the child's whole life.
 func cqueueChild(v string) {
 	addr, ns, _ := strings.Cut(v, " ")
-	s, err := Open(context.Background(), Config{Addrs: []string{addr}, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	s.Close()
-	fmt.Println("done")
+	cgearmand.TakeoverChild(func() (store.Store, error) {
+		return Open(context.Background(), Config{Addrs: []string{addr}, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
+	})
 }
 
 // TestCQueueKilledHalfway fills Redis with C gearmand's keys as its
@@ -207,29 +200,15 @@ func TestCQueueKilledHalfway(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envCQueueChild+"="+c.Addrs[0]+" "+c.Namespace)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan string, 1)
-	go func() {
-		out := bufio.NewScanner(stdout)
-		out.Scan()
-		exited <- out.Text()
-	}()
+	child := cgearmand.StartChild(t, envCQueueChild, c.Addrs[0]+" "+c.Namespace)
 	seqsKey := "gearmand:{" + c.Namespace + "}:seqs"
 	var before int64
 poll:
 	for before == 0 {
 		select {
-		case line := <-exited:
-			if line != "done" {
-				t.Fatalf("the child failed: %q", line)
+		case <-child.Exited():
+			if out := child.Output(); out != "done\n" {
+				t.Fatalf("the child failed: %q", out)
 			}
 			t.Logf("the child ended before it was killed")
 			break poll
@@ -239,8 +218,7 @@ poll:
 			t.Fatal(err)
 		}
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	child.Kill()
 	moved, _ := raw.ZCard(ctx, seqsKey).Result()
 	t.Logf("killed the first server with %d of %d jobs moved", moved, n)
 	if left := len(cKeys(t, raw)); int(moved)+left != n {

@@ -232,3 +232,58 @@ func (s *Server) Queued(tb testing.TB) map[string]int {
 	tb.Fatalf("gearmand's status ended without \".\": %v", lines.Err())
 	return nil
 }
+
+// A takeover kill test runs the driver's own test binary twice: as the
+// test, and as a child process that opens the store, which takes over
+// the jobs C gearmand left, until the test SIGKILLs it in the middle. The
+// driver's TestMain hands over to TakeoverChild when the environment
+// variable the test names is set.
+
+// TakeoverChild is the child's whole life: it opens the store, closes it,
+// and prints "done", or "error: …" and exits 1 if Open fails.
+func TakeoverChild(open func() (store.Store, error)) {
+	s, err := open()
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	s.Close()
+	fmt.Println("done")
+}
+
+// Child is a takeover kill test's child process.
+type Child struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	exited chan struct{}
+}
+
+// StartChild starts the test binary as a takeover kill test's child, with
+// env set to value. The test's cleanup kills it if the test did not.
+func StartChild(tb testing.TB, env, value string) *Child {
+	tb.Helper()
+	c := &Child{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), env+"="+value)
+	c.cmd.Stdout = &c.out
+	if err := c.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		_ = c.cmd.Wait()
+		close(c.exited)
+	}()
+	tb.Cleanup(c.Kill)
+	return c
+}
+
+// Exited is closed once the child has ended.
+func (c *Child) Exited() <-chan struct{} { return c.exited }
+
+// Output is what the child printed; call it once Exited is closed.
+func (c *Child) Output() string { return c.out.String() }
+
+// Kill SIGKILLs the child and waits for it to end.
+func (c *Child) Kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+}
