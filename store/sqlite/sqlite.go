@@ -198,7 +198,7 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 		err = db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync)
 	}
 	if err == nil && (!strings.EqualFold(mode, "wal") || sync != "2") {
-		err = fmt.Errorf("sqlite: %s: journal_mode %s and synchronous %s, want wal and 2 (FULL)", path, mode, sync)
+		err = fmt.Errorf("journal_mode %s and synchronous %s, want wal and 2 (FULL)", mode, sync)
 	}
 	if err != nil {
 		db.Close()
