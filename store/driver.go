@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 )
 
 // Helpers that drivers share, so that each maps errors, shows keys and
@@ -115,4 +116,22 @@ func (r *CorruptReporter) ReportCorrupt(key string, err error) {
 // shown with FormatKey.
 func (r *CorruptReporter) ReportCorruptKey(key []byte, err error) {
 	r.ReportCorrupt(FormatKey(key), err)
+}
+
+// IsDiskFault reports whether err is the operating system saying that a
+// disk cannot take writes now: full (ENOSPC), over quota (EDQUOT),
+// failing (EIO) or read-only (EROFS: ext4 remounts itself read-only after
+// I/O errors). Every file-backed driver maps these to ErrUnavailable,
+// since a retry may succeed once an operator has made room or repaired
+// the disk.
+func IsDiskFault(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS:
+		return true
+	}
+	return false
 }

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -634,7 +633,6 @@ func (s *Store) Close() error {
 // sentinels, keeping the native error in the chain. It is the only place
 // that knows bbolt's errors.
 func interpretError(path string, err error) error {
-	var errno syscall.Errno
 	switch {
 	case err == nil:
 		return nil
@@ -652,10 +650,7 @@ func interpretError(path string, err error) error {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
 		return store.Wrap(fmt.Sprintf("bolt: %s is not a bolt file or is damaged: %v", path, err), store.ErrCorrupt, err)
-	case errors.As(err, &errno) && (errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EIO || errno == syscall.EROFS):
-		// A full or failing disk (ext4 remounts itself read-only after
-		// I/O errors): a retry may succeed once an operator has made room
-		// or repaired it.
+	case store.IsDiskFault(err):
 		return store.Wrap("bolt: "+path+": "+err.Error(), store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("bolt: %s: %w", path, err)

@@ -360,9 +360,7 @@ func interpretError(dir string, err error) error {
 		return store.Wrap("pebble: "+dir+": "+err.Error(), store.ErrTooLarge, err)
 	case pebbledb.IsCorruptionError(err):
 		return store.Wrap(fmt.Sprintf("pebble: %s holds damaged data: %v", dir, err), store.ErrCorrupt, err)
-	case errors.As(err, &errno) && (errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EIO):
-		// A full or failing disk: a retry may succeed once an operator
-		// has made room.
+	case store.IsDiskFault(err):
 		return store.Wrap("pebble: "+dir+": "+err.Error(), store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("pebble: %s: %w", dir, err)

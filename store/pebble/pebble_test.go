@@ -341,6 +341,7 @@ func TestInterpretError(t *testing.T) {
 		{pebbledb.ErrBatchTooLarge, store.ErrTooLarge},
 		{pebbledb.ErrCorruption, store.ErrCorrupt},
 		{&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}, store.ErrUnavailable},
+		{&fs.PathError{Op: "write", Path: "x", Err: syscall.EROFS}, store.ErrUnavailable},
 	} {
 		got := interpretError("jobs", c.native)
 		if !errors.Is(got, c.want) || !errors.Is(got, c.native) {

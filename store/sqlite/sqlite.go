@@ -272,10 +272,7 @@ func names(ctx context.Context, tx *sql.Tx, query string, arg any) ([]string, er
 // interpretError maps SQLite's result codes and the system's errors to
 // the store sentinels, or returns nil for an error it does not know.
 func interpretError(path string, err error) error {
-	var (
-		se    *msqlite.Error
-		errno syscall.Errno
-	)
+	var se *msqlite.Error
 	wrap := func(sentinel error, why string) error {
 		return store.Wrap(fmt.Sprintf("sqlite: %s: %s: %v", path, why, err), sentinel, err)
 	}
@@ -294,7 +291,7 @@ func interpretError(path string, err error) error {
 		case sqlite3.SQLITE_TOOBIG:
 			return wrap(store.ErrTooLarge, "a job is larger than SQLite stores")
 		}
-	case errors.As(err, &errno) && (errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EIO || errno == syscall.EROFS):
+	case store.IsDiskFault(err):
 		return wrap(store.ErrUnavailable, "the disk cannot be written")
 	}
 	return nil
