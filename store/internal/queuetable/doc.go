@@ -76,11 +76,13 @@
 //
 // # Apply
 //
-// Each Apply is one transaction: one DELETE ... WHERE seq IN (...) of the
+// Each Apply is one transaction: DELETE ... WHERE seq IN (...) of the
 // batch's deletes and of the Seqs its adds replace, then multi-row INSERTs
-// of the adds (as many rows per statement as Dialect.MaxParams allows),
-// then COMMIT; Apply returns nil only after COMMIT returned. The adds fill
-// C's five columns as C gearmand does, so that C gearmand runs them.
+// of the adds, then COMMIT; Apply returns nil only after COMMIT returned.
+// The statements are prepared at Open in sizes of 1, 2, 4 ... 64 rows
+// (256 Seqs for DELETE), within Dialect.MaxParams, and a batch is cut into
+// the largest that fit, so no batch makes the engine parse SQL. The adds
+// fill C's five columns as C gearmand does, so that C gearmand runs them.
 //
 // An add can still collide with a stored row on (unique_key,
 // function_name): a row C gearmand wrote and ours has not numbered (a C
