@@ -69,25 +69,17 @@ func TestConformance(t *testing.T) {
 		return openAt(t, old.(*Store).Path())
 	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
 		corrupt(t, s.(*Store), seq)
-	}))
+	}), storetest.Registered([]string{"bolt"}, func(t *testing.T) store.Options {
+		return store.Options{Path: filepath.Join(t.TempDir(), "jobs.db")}
+	}), storetest.Exclusive(func(t *testing.T, s store.Store) (store.Store, error) {
+		return Open(s.(*Store).Path(), LockTimeout(100*time.Millisecond))
+	}), storetest.ReplayChunk(replayChunkRecords))
 }
 
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store {
 		return openAt(b, filepath.Join(b.TempDir(), "jobs.db"))
 	})
-}
-
-func TestRegistered(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jobs.db")
-	s, err := store.Open(context.Background(), "Bolt", store.Options{Path: path})
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	defer s.Close()
-	if _, ok := s.(*Store); !ok {
-		t.Fatalf("store.Open gave a %T", s)
-	}
 }
 
 func TestFileMode(t *testing.T) {
@@ -102,43 +94,17 @@ func TestFileMode(t *testing.T) {
 	}
 }
 
-func TestLocked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jobs.db")
-	first := openAt(t, path)
-	start := time.Now()
-	second, err := Open(path, LockTimeout(100*time.Millisecond))
-	if err == nil {
-		second.Close()
-		t.Fatal("a second Open of the same file succeeded")
-	}
-	if !errors.Is(err, store.ErrLocked) {
-		t.Errorf("second Open: %v, want an error wrapping store.ErrLocked", err)
-	}
-	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "in use by another gearmand") {
-		t.Errorf("second Open: %q, want the file named and the reason", msg)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("second Open took %v to fail", d)
-	}
-	// The first store is unharmed, and once it is closed the file opens.
-	if err := first.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
-		t.Fatalf("Apply on the first store: %v", err)
-	}
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
-	third := openAt(t, path)
-	if n := count(t, third); n != 1 {
-		t.Errorf("after reopening: %d records, want 1", n)
-	}
-}
-
+// The conformance suite checks the lock (storetest.Exclusive); this, what
+// it says.
 func TestLockedThroughRegistry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	openAt(t, path)
 	_, err := store.Open(context.Background(), "bolt", store.Options{Path: path})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("store.Open of a held file: %v, want ErrLocked", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "in use by another gearmand") {
+		t.Errorf("store.Open of a held file: %q, want the file named and the reason", msg)
 	}
 }
 
@@ -235,47 +201,6 @@ func TestCorruptRecordSkippedAndKept(t *testing.T) {
 	// With no handler, Replay skips silently.
 	if n := count(t, s); n != 4 {
 		t.Errorf("with no handler: %d records, want 4", n)
-	}
-}
-
-// TestReplayAcrossChunks covers the resumption between read transactions,
-// with Apply called from inside fn: the deletes land in the part not yet
-// read, the adds after the end.
-func TestReplayAcrossChunks(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "jobs.db"))
-	const n = 3*replayChunkRecords + 17
-	var b store.Batch
-	for seq := uint64(1); seq <= n; seq++ {
-		b.Adds = append(b.Adds, storetest.Sample(seq))
-	}
-	if err := s.Apply(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	var seqs []uint64
-	err := s.Replay(context.Background(), func(r store.Record) error {
-		seqs = append(seqs, r.Seq)
-		if r.Seq == 10 {
-			// Ten records past the end of every later chunk boundary.
-			var b store.Batch
-			for seq := uint64(n + 1); seq <= n+10; seq++ {
-				b.Adds = append(b.Adds, storetest.Sample(seq))
-			}
-			b.Deletes = []uint64{2 * replayChunkRecords, 2*replayChunkRecords + 1}
-			return s.Apply(context.Background(), b)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]uint64, 0, n+10)
-	for seq := uint64(1); seq <= n+10; seq++ {
-		if seq != 2*replayChunkRecords && seq != 2*replayChunkRecords+1 {
-			want = append(want, seq)
-		}
-	}
-	if !slices.Equal(seqs, want) {
-		t.Errorf("replayed %d records (%v...), want %d", len(seqs), seqs[:min(len(seqs), 5)], len(want))
 	}
 }
 

@@ -73,25 +73,17 @@ func TestConformance(t *testing.T) {
 		return openAt(t, old.(*Store).Dir())
 	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
 		corrupt(t, s.(*Store), seq)
-	}))
+	}), storetest.Registered([]string{"pebble"}, func(t *testing.T) store.Options {
+		return store.Options{Path: filepath.Join(t.TempDir(), "jobs")}
+	}), storetest.Exclusive(func(t *testing.T, s store.Store) (store.Store, error) {
+		return Open(s.(*Store).Dir())
+	}), storetest.ReplayChunk(replayChunkRecords))
 }
 
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store {
 		return openAt(b, filepath.Join(b.TempDir(), "jobs"))
 	})
-}
-
-func TestRegistered(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "jobs")
-	s, err := store.Open(context.Background(), "Pebble", store.Options{Path: dir})
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	defer s.Close()
-	if _, ok := s.(*Store); !ok {
-		t.Fatalf("store.Open gave a %T", s)
-	}
 }
 
 func TestDirectoryMode(t *testing.T) {
@@ -262,46 +254,6 @@ func TestCorruptRecordSkippedAndKept(t *testing.T) {
 	// With no handler, Replay skips silently.
 	if n := count(t, s); n != 4 {
 		t.Errorf("with no handler: %d records, want 4", n)
-	}
-}
-
-// TestReplayAcrossChunks covers the resumption between iterators, with
-// Apply called from inside fn: the deletes land in the part not yet read,
-// the adds after the end.
-func TestReplayAcrossChunks(t *testing.T) {
-	s := openAt(t, filepath.Join(t.TempDir(), "jobs"))
-	const n = 3*replayChunkRecords + 17
-	var b store.Batch
-	for seq := uint64(1); seq <= n; seq++ {
-		b.Adds = append(b.Adds, storetest.Sample(seq))
-	}
-	if err := s.Apply(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	var seqs []uint64
-	err := s.Replay(context.Background(), func(r store.Record) error {
-		seqs = append(seqs, r.Seq)
-		if r.Seq == 10 {
-			var b store.Batch
-			for seq := uint64(n + 1); seq <= n+10; seq++ {
-				b.Adds = append(b.Adds, storetest.Sample(seq))
-			}
-			b.Deletes = []uint64{2 * replayChunkRecords, 2*replayChunkRecords + 1}
-			return s.Apply(context.Background(), b)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]uint64, 0, n+10)
-	for seq := uint64(1); seq <= n+10; seq++ {
-		if seq != 2*replayChunkRecords && seq != 2*replayChunkRecords+1 {
-			want = append(want, seq)
-		}
-	}
-	if !slices.Equal(seqs, want) {
-		t.Errorf("replayed %d records (%v...), want %d", len(seqs), seqs[:min(len(seqs), 5)], len(want))
 	}
 }
 

@@ -68,6 +68,10 @@ func TestConformance(t *testing.T) {
 		return openNS(t, url, freshNamespace(t))
 	}, storetest.Reopen(func(t *testing.T, old store.Store) store.Store {
 		return openNS(t, url, old.(*Store).Namespace())
+	}), storetest.Registered([]string{"Postgres", "libpq"}, func(t *testing.T) store.Options {
+		return store.Options{DSN: url, Namespace: freshNamespace(t)}
+	}), storetest.Namespaced(func(t *testing.T, ns string) store.Store {
+		return openNS(t, url, ns)
 	}))
 }
 
@@ -105,53 +109,6 @@ func TestRegistered(t *testing.T) {
 			s.Close()
 			t.Errorf("store.Open(%+v) succeeded", o)
 		}
-	}
-}
-
-func TestNamespacesApart(t *testing.T) {
-	url := sharedURL(t)
-	a := openNS(t, url, freshNamespace(t))
-	b := openNS(t, url, freshNamespace(t))
-	ctx := context.Background()
-	// The same Seqs in both: they must not replace or delete each other.
-	if err := a.Apply(ctx, store.Batch{Adds: []store.Record{storetest.Sample(1), storetest.Sample(2)}}); err != nil {
-		t.Fatal(err)
-	}
-	rb := storetest.Sample(2)
-	rb.Handle = "H:b:2"
-	if err := b.Apply(ctx, store.Batch{Adds: []store.Record{rb, storetest.Sample(3)}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Apply(ctx, store.Batch{Deletes: []uint64{1}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := replay(t, a); !equalRecords(got, []store.Record{storetest.Sample(1), storetest.Sample(2)}) {
-		t.Errorf("namespace a replays %v", seqs(got))
-	}
-	if got := replay(t, b); !equalRecords(got, []store.Record{rb, storetest.Sample(3)}) {
-		t.Errorf("namespace b replays %v", seqs(got))
-	}
-}
-
-// TestAdoptNamespace: a server that died leaves its jobs; a new one
-// started with its namespace replays them.
-func TestAdoptNamespace(t *testing.T) {
-	url := sharedURL(t)
-	ns := freshNamespace(t)
-	dead := openNS(t, url, ns)
-	want := []store.Record{storetest.Sample(5), storetest.Sample(6), storetest.Sample(7)}
-	if err := dead.Apply(context.Background(), store.Batch{Adds: want}); err != nil {
-		t.Fatal(err)
-	}
-	// No Close: the dead server's pool is simply abandoned (and closed at
-	// the end of the test).
-	heir := openNS(t, url, ns)
-	if got := replay(t, heir); !equalRecords(got, want) {
-		t.Errorf("heir replays %v, want %v", seqs(got), seqs(want))
-	}
-	other := openNS(t, url, freshNamespace(t))
-	if got := replay(t, other); len(got) != 0 {
-		t.Errorf("another namespace replays %v", seqs(got))
 	}
 }
 

@@ -33,7 +33,25 @@ func TestConformance(t *testing.T) {
 		return openStore(t, old.(*Store).Config())
 	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
 		corrupt(t, s.(*Store), seq)
-	}))
+	}), storetest.Registered([]string{"redis"}, func(t *testing.T) store.Options {
+		c := config(t)
+		o := store.Options{DSN: strings.Join(c.Addrs, ","), Namespace: c.Namespace, Extra: map[string]string{}}
+		if c.Password != "" {
+			o.Extra["password"] = c.Password
+		}
+		if c.Username != "" {
+			o.Extra["username"] = c.Username
+		}
+		if c.DB != 0 {
+			o.Extra["db"] = strconv.Itoa(c.DB)
+		}
+		return o
+	}), storetest.Namespaced(func(t *testing.T, ns string) store.Store {
+		c := config(t)
+		c.Namespace = ns
+		t.Cleanup(func() { dropNamespace(t, c) })
+		return openStore(t, c)
+	}), storetest.ReplayChunk(replayPageMax))
 }
 
 // The whole suite on a Redis Cluster of two primaries: every Apply is a
@@ -131,29 +149,6 @@ var routes = []struct {
 		}
 		return adds
 	}},
-}
-
-func TestRegistered(t *testing.T) {
-	c := config(t)
-	o := store.Options{DSN: strings.Join(c.Addrs, ","), Namespace: c.Namespace, Extra: map[string]string{}}
-	if c.Password != "" {
-		o.Extra["password"] = c.Password
-	}
-	if c.Username != "" {
-		o.Extra["username"] = c.Username
-	}
-	if c.DB != 0 {
-		o.Extra["db"] = strconv.Itoa(c.DB)
-	}
-	s, err := store.Open(context.Background(), "Redis", o)
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	defer s.Close()
-	if _, ok := s.(*Store); !ok {
-		t.Fatalf("store.Open gave a %T", s)
-	}
-	apply(t, s, store.Batch{Adds: samples(1)})
 }
 
 func TestConfigFromOptions(t *testing.T) {
@@ -376,51 +371,6 @@ func crc16(b []byte) uint16 {
 		}
 	}
 	return crc
-}
-
-func TestNamespacesAreSeparate(t *testing.T) {
-	a := openStore(t, config(t))
-	b := openStore(t, config(t))
-	apply(t, a, store.Batch{Adds: samples(1, 2, 3)})
-	other := samples(2, 3, 4)
-	other[0].Function = "other"
-	apply(t, b, store.Batch{Adds: other})
-	apply(t, a, store.Batch{Deletes: []uint64{3, 4}})
-	if got := seqs(replayAll(t, a)); !slices.Equal(got, []uint64{1, 2}) {
-		t.Errorf("namespace a replays %v, want [1 2]", got)
-	}
-	gotB := replayAll(t, b)
-	if got := seqs(gotB); !slices.Equal(got, []uint64{2, 3, 4}) {
-		t.Errorf("namespace b replays %v, want [2 3 4]", got)
-	}
-	if len(gotB) > 0 && gotB[0].Function != "other" {
-		t.Errorf("namespace b's record 2 has function %q: a's write reached it", gotB[0].Function)
-	}
-}
-
-// A server that died without closing its store leaves its jobs to the
-// server started with its namespace.
-func TestAdoptDeadNamespace(t *testing.T) {
-	c := config(t)
-	dead := openStore(t, c)
-	apply(t, dead, store.Batch{Adds: samples(1, 2, 3, 4)})
-	apply(t, dead, store.Batch{Deletes: []uint64{2}})
-	// dead is never closed: its process "died".
-
-	heir := openStore(t, c)
-	got := replayAll(t, heir)
-	if s := seqs(got); !slices.Equal(s, []uint64{1, 3, 4}) {
-		t.Fatalf("the heir replays %v, want [1 3 4]", s)
-	}
-	for _, r := range got {
-		if d := storetest.Diff(r, storetest.Sample(r.Seq)); d != "" {
-			t.Errorf("record %d: %s", r.Seq, d)
-		}
-	}
-	apply(t, heir, store.Batch{Deletes: []uint64{1, 3, 4}})
-	if got := replayAll(t, heir); len(got) != 0 {
-		t.Errorf("after the heir deleted them: %v", seqs(got))
-	}
 }
 
 // A value gone from under its index member (evicted, or deleted by hand)

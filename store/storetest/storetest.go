@@ -20,7 +20,12 @@
 //	}
 //
 // Differences between drivers are declared with options (Reopen, Volatile,
-// Corrupt, Records), never by forking the suite.
+// Corrupt, Records), never by forking the suite. So are the capabilities
+// only some drivers have (capabilities.go): Registered (its names and
+// flags in the store registry), Exclusive (one process at a time),
+// Namespaced (servers sharing one database) and ReplayChunk (Replay in
+// chunks, with Apply called from inside it). A new driver is written
+// against the suite: declare what it can do, and the suite checks it.
 package storetest
 
 import (
@@ -48,6 +53,13 @@ type config struct {
 	volatile bool
 	corrupt  func(t *testing.T, s store.Store, seq uint64)
 	records  int
+
+	// The capabilities of capabilities.go.
+	names      []string
+	options    func(t *testing.T) store.Options
+	openSame   func(t *testing.T, s store.Store) (store.Store, error)
+	namespaced func(t *testing.T, ns string) store.Store
+	chunk      int
 }
 
 // Reopen declares a durable driver and how to get its data back. Run closes
@@ -103,7 +115,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
-	for _, c := range cases {
+	for _, c := range slices.Concat(cases, capabilityCases) {
 		t.Run(c.name, func(t *testing.T) {
 			c.run(t, &suite{cfg: cfg, open: fresh})
 		})
