@@ -548,8 +548,17 @@ func interpret(err error, cfg *Config) error {
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, os.ErrNotExist),
 		errors.As(err, &netErr):
-		return store.Wrap(fmt.Sprintf("mysql: cannot reach the server for %s (%s, %s): %v",
-			where, cfg.flag("host"), cfg.flag("port"), err), store.ErrUnavailable, err)
+		var flags string
+		switch {
+		case cfg.Socket != "":
+			flags = cfg.flag("uds")
+		case cfg.Host == "localhost":
+			flags = cfg.flag("host") + " localhost is the Unix socket " + DefaultSocket + "; give 127.0.0.1 for TCP"
+		default:
+			flags = cfg.flag("host") + ", " + cfg.flag("port")
+		}
+		return store.Wrap(fmt.Sprintf("mysql: cannot reach the server for %s (%s): %v", where, flags, err),
+			store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("mysql: %w", err)
 }

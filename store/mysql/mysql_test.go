@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -197,6 +198,16 @@ func TestBadInput(t *testing.T) {
 		}
 		mustSay(t, err, "--mysql-host", "--mysql-port")
 	})
+	t.Run("UnreachableSocket", func(t *testing.T) {
+		cfg := config(db, "gearman")
+		cfg.Module = ModuleLibdrizzle
+		cfg.Socket = filepath.Join(t.TempDir(), "no.sock")
+		err := bounded(t, cfg)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("want ErrUnavailable: %v", err)
+		}
+		mustSay(t, err, "--libdrizzle-uds", cfg.Socket)
+	})
 	t.Run("OtherLayout", func(t *testing.T) {
 		name := db.NewDatabase(t)
 		pool := db.Open(t, name)
@@ -223,6 +234,24 @@ func TestBadInput(t *testing.T) {
 		cfg.Password = "wrong"
 		mustSay(t, bounded(t, cfg), "--libdrizzle-user", "--libdrizzle-password")
 	})
+}
+
+// TestUnixSocket connects over the server's Unix socket (Socket, as
+// --libdrizzle-uds gives it), ignoring Host and Port.
+func TestUnixSocket(t *testing.T) {
+	db := mariadbtest.Server(t)
+	if db.Socket == "" {
+		t.Skip("the server's Unix socket is not known")
+	}
+	cfg := config(db, db.NewDatabase(t))
+	cfg.Socket, cfg.Host, cfg.Port = db.Socket, "192.0.2.1", 1 // TEST-NET: never reached
+	s := openStore(t, cfg)
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := replay(t, s); len(got) != 1 || !storetest.Equal(got[0], storetest.Sample(1)) {
+		t.Errorf("Replay over the socket gave %+v", got)
+	}
 }
 
 // TestLibdrizzle checks the libdrizzle module's habits: it creates a
@@ -327,6 +356,9 @@ func TestOutage(t *testing.T) {
 
 	db.Kill(t)
 	failsInTime("killed", 2)
+	if err := s.Replay(ctx, func(store.Record) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Replay with the server killed: %v; want ErrUnavailable", err)
+	}
 	db.Start(t)
 	worksAgain(3)
 

@@ -319,14 +319,8 @@ func start() (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
 	db := &DB{
 		Host:       "127.0.0.1",
-		Port:       port,
 		Socket:     filepath.Join(dir, "mysqld.sock"),
 		User:       testUser,
 		Password:   testPassword,
@@ -345,8 +339,19 @@ func start() (*DB, error) {
 	if err := db.install(installPath); err != nil {
 		return fail(err)
 	}
-	if err := db.startServer(); err != nil {
-		return fail(err)
+	// A free port may be taken by another process before mariadbd binds
+	// it, which then exits: try another.
+	for attempt := 1; ; attempt++ {
+		if db.Port, err = freePort(); err != nil {
+			return fail(err)
+		}
+		err = db.startServer()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errExited) || attempt == 5 {
+			return fail(err)
+		}
 	}
 	user := "'" + testUser + "'@'%'"
 	for _, stmt := range []string{
@@ -464,6 +469,9 @@ func (db *DB) startServer() error {
 	return nil
 }
 
+// errExited: the server exited before it was ready.
+var errExited = errors.New("the server exited")
+
 // waitReady polls until root can log in and run a query, the server
 // exits, or startTimeout passes.
 func (db *DB) waitReady(exited <-chan struct{}) error {
@@ -493,7 +501,7 @@ func (db *DB) waitReady(exited <-chan struct{}) error {
 		}
 		select {
 		case <-exited:
-			return errors.New("the server exited")
+			return errExited
 		case <-tick.C:
 		}
 	}
