@@ -37,6 +37,7 @@ var notInSampleConfig = map[string]string{
 	"libpq-conninfo":          "gearmand's spelling of --dsn",
 	"libpq-table":             "C gearmand's table, taken over at start; its default is right",
 	"store-queue-on-shutdown": "accepted and ignored",
+	"redis-import-functions":  "needed only once, when the log asks for it",
 	"libdrizzle-host":         "gearmand 0.x's spelling of --mysql-*",
 	"libdrizzle-port":         "gearmand 0.x's spelling of --mysql-*",
 	"libdrizzle-uds":          "gearmand 0.x's spelling of --mysql-*",

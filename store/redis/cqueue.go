@@ -57,8 +57,10 @@ type cKey struct {
 // unique may hold '-', and the key says nothing else, so a key with more
 // than one '-' after the prefix can be split in several places. The split
 // chosen is, in this order: the only one whose function is in functions;
-// otherwise the one C gearmand itself makes when it replays the key
-// (function up to the first '-'), marked ambiguous. The function is never
+// the one whose unique is a whole UUID (libgearman's clients send a
+// generated UUID as the unique of every job submitted without one, so
+// most keys end in one); otherwise the one C gearmand itself makes when
+// it replays the key (function up to the first '-'), marked ambiguous. The function is never
 // empty; the unique may be, as C gearmand writes an empty unique.
 func parseCKey(key, prefix string, functions []string) (cKey, bool) {
 	rest, ok := strings.CutPrefix(key, prefix+"-")
@@ -83,8 +85,34 @@ func parseCKey(key, prefix string, functions []string) (cKey, bool) {
 		k.function, k.unique = rest[:known[0]], rest[known[0]+1:]
 		return k, true
 	}
+	if at := len(rest) - uuidLen - 1; at > 0 && rest[at] == '-' && isUUID(rest[at+1:]) {
+		k.function, k.unique = rest[:at], rest[at+1:]
+		return k, true
+	}
 	k.ambiguous = true
 	return k, true
+}
+
+// uuidLen is the length of a UUID in text: 8-4-4-4-12 hex digits.
+const uuidLen = 36
+
+// isUUID reports whether s is a UUID in text, either case.
+func isUUID(s string) bool {
+	if len(s) != uuidLen {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // cJob is what a C gearmand key holds: a hash of the fields data and
@@ -391,8 +419,8 @@ func (imp *importer) report() {
 			n += imp.ambiguous[f]
 		}
 		c := imp.firstAmbiguous
-		imp.log.Warn(fmt.Sprintf("redis: %d of C gearmand's keys could be split into function and unique in more than one place (such as %q, read as function %q unique %q); they were read as C gearmand reads them, function up to the first '-', giving functions %s; if a function name holds '-', list it in the store's %s setting and start again before these jobs run",
-			n, c.key, c.function, c.unique, strings.Join(fns, ", "), ExtraImportFunctions), "keys", n)
+		imp.log.Warn(fmt.Sprintf("redis: %d of C gearmand's keys could be split into function and unique in more than one place (such as %q, read as function %q unique %q); they were read as C gearmand reads them, function up to the first '-', giving functions %s; if a function name holds '-', stop the server, list it in --%s and start again before these jobs run",
+			n, c.key, c.function, c.unique, strings.Join(fns, ", "), FlagImportFunctions), "keys", n)
 	}
 	if imp.left > 0 {
 		imp.log.Warn(fmt.Sprintf("redis: left %d keys matching %s-* alone, not being C gearmand's jobs (%s)", imp.left, imp.prefix, strings.Join(imp.leftExamples, "; ")),

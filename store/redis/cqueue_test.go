@@ -30,6 +30,11 @@ func TestParseCKey(t *testing.T) {
 		{key: "_gear_-my-fn-a-b", function: "my", unique: "fn-a-b", ambiguous: true},
 		{key: "_gear_-my-fn-a-b", function: "my-fn", unique: "a-b", functions: []string{"my-fn", "other"}},
 		{key: "_gear_-my-fn-a-b", function: "my", unique: "fn-a-b", functions: []string{"my", "my-fn"}, ambiguous: true},
+		{key: "_gear_-fn-0ba4c51a-d3c5-11f1-9c4e-0242ac110002", function: "fn", unique: "0ba4c51a-d3c5-11f1-9c4e-0242ac110002"},
+		{key: "_gear_-my-fn-0BA4C51A-D3C5-11F1-9C4E-0242AC110002", function: "my-fn", unique: "0BA4C51A-D3C5-11F1-9C4E-0242AC110002"},
+		{key: "_gear_-my-fn-0ba4c51a-d3c5-11f1-9c4e-0242ac11000g", function: "my", unique: "fn-0ba4c51a-d3c5-11f1-9c4e-0242ac11000g", ambiguous: true},
+		{key: "_gear_-0ba4c51a-d3c5-11f1-9c4e-0242ac110002", function: "0ba4c51a", unique: "d3c5-11f1-9c4e-0242ac110002", ambiguous: true},
+		{key: "_gear_-my-fn-x-0ba4c51a-d3c5-11f1-9c4e-0242ac110002", function: "my", unique: "fn-x-0ba4c51a-d3c5-11f1-9c4e-0242ac110002", functions: []string{"my"}},
 		{key: "_gear_-fn", bad: true},
 		{key: "_gear_--u", bad: true},
 		{key: "_gearX-fn-u", bad: true},
@@ -117,7 +122,7 @@ func TestCQueueTakeover(t *testing.T) {
 	c.ImportFunctions = []string{"my-fn"}
 	s := openStore(t, c)
 	got := replayAll(t, s)
-	for _, w := range []string{"took over 8 jobs", "3 of C gearmand's keys could be split", `giving functions \"resize\" (2), \"two\" (1)`,
+	for _, w := range []string{"took over 8 jobs", "2 of C gearmand's keys could be split", `giving functions \"resize\" (1), \"two\" (1)`,
 		"left 3 keys", `\"_gear_-set-x\": a set`, `\"_gear_-hash-x\": a hash`, `\"_gear_-notajob\": not of the form`} {
 		if !strings.Contains(log.String(), w) {
 			t.Errorf("the log does not say %s:\n%s", w, log.String())

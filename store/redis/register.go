@@ -19,6 +19,7 @@ func init() {
 			{Name: "redis-port", Default: "6379", Usage: "gearmand's Redis `port` (-q redis)"},
 			{Name: "redis-password", Usage: "Redis `password` (-q redis)"},
 			{Name: "redis-prefix", Usage: "gearmand's key `prefix` (default _gear_): jobs C gearmand left in keys prefix-FUNCTION-UNIQUE are moved into ours at start; also the namespace when --store-namespace is not given (-q redis)"},
+			{Name: FlagImportFunctions, Usage: "comma-separated `functions` whose names hold '-', to read C gearmand's keys prefix-FUNCTION-UNIQUE right (-q redis)"},
 		},
 		Configure: func(v store.Values) (store.Options, error) {
 			var o store.Options
@@ -44,6 +45,12 @@ func init() {
 				}
 				o.Extra[ExtraImportPrefix] = prefix
 			}
+			if fns := v.String(FlagImportFunctions); fns != "" {
+				if o.Extra == nil {
+					o.Extra = make(map[string]string)
+				}
+				o.Extra[ExtraImportFunctions] = fns
+			}
 			return o, nil
 		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
@@ -55,6 +62,9 @@ func init() {
 		},
 	})
 }
+
+// FlagImportFunctions is the flag of Config.ImportFunctions.
+const FlagImportFunctions = "redis-import-functions"
 
 var _ store.Warner = (*Store)(nil)
 
