@@ -11,9 +11,9 @@ import (
 
 // startCGearmand starts the real C gearmand (Debian's gearman-job-server
 // 1.1.20) with -q MySQL on database of db, its default table, over TCP.
-func startCGearmand(t *testing.T, db *mariadbtest.DB, database string) *cgearmand.Server {
-	t.Helper()
-	return cgearmand.Start(t, "-q", "MySQL",
+func startCGearmand(tb testing.TB, db *mariadbtest.DB, database string) *cgearmand.Server {
+	tb.Helper()
+	return cgearmand.Start(tb, "-q", "MySQL",
 		"--mysql-host", db.Host, "--mysql-port", strconv.Itoa(db.Port),
 		"--mysql-user", db.User, "--mysql-password", db.Password, "--mysql-db", database)
 }

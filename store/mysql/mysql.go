@@ -249,6 +249,11 @@ func connector(cfg *Config, database string) driver.Connector {
 	mc.Net, mc.Addr = cfg.addr()
 	mc.DBName = database
 	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
+	// One round trip per statement: parameters are written into the
+	// statement text (blobs as _binary'...'), unless that text would
+	// exceed max_allowed_packet; then the driver prepares the statement
+	// on the server and sends the blobs unescaped, as long data.
+	mc.InterpolateParams = true
 	mc.Logger = quietLogger{}
 	// The only error NewConnector returns is for a Config that FormatDSN
 	// could not write, which this one is not.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -645,5 +646,30 @@ func TestCGearmandOrder(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Replay order %v, want %v", got, want)
+	}
+}
+
+// BenchmarkCGearmandSubmit is the floor ours is measured against: the real
+// C gearmand (-q MySQL) on the same throwaway MariaDB, background jobs
+// submitted one after another from one connection. One op is one job
+// acknowledged (C commits one INSERT per job before JOB_CREATED).
+func BenchmarkCGearmandSubmit(b *testing.B) {
+	db := mariadbtest.Server(b)
+	name := db.NewDatabase(b)
+	g := startCGearmand(b, db, name)
+	ctx := context.Background()
+	c, err := client.Dial(ctx, g.Addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	data := bytes.Repeat([]byte("x"), 64)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := c.SubmitBackground(ctx, "bench", "u"+strconv.Itoa(i), data, client.Normal); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
