@@ -32,14 +32,17 @@
 // 1.1.20 loses about one job per cut that way.) WAL is a property of the
 // file: C gearmand (Debian's gearman-job-server 1.1.20 with its
 // libsqlite3) opens and uses it as it is, as the interop tests show, and
-// is then durable the same way. Transactions begin IMMEDIATE, and
-// busy_timeout is 5s, as C gearmand's 6s: a C gearmand or sqlite3 shell
-// reading the file briefly delays a commit instead of failing it.
+// is then durable the same way.
 //
-// The Store holds an flock on the file while open, so a second gearmand
-// of ours on the same file fails with store.ErrLocked. (SQLite's own
-// locks are POSIX locks, which flock does not touch, so C gearmand is not
-// kept out by it: do not run both on one file at once.)
+// The store keeps the file to itself while open: locking_mode=EXCLUSIVE
+// holds SQLite's lock from the first statement to Close, so a C gearmand
+// started on the file meanwhile fails at start ("database is locked",
+// after its 6s busy timeout) instead of running the same jobs a second
+// time, and an sqlite3 shell cannot read the file meanwhile either. (In
+// this mode the WAL index lives in memory: there is no -shm file.) Open
+// waits BusyTimeout for a lock another process holds, then fails with
+// store.ErrLocked; an flock on the file makes a second gearmand of ours
+// fail at once. Transactions begin IMMEDIATE.
 //
 // # Errors
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,6 +211,7 @@ func TestCGearmandRunsOurJobs(t *testing.T) {
 	default:
 	}
 	c.Stop(t)
+	ro.Close() // the store wants the file to itself
 
 	s = openAt(t, path)
 	if rest := storetest.ReplayAll(t, s); len(rest) != 1 || storetest.Diff(rest[0], adds[5]) != "" {
@@ -232,4 +234,46 @@ func TestCGearmandAfterKill(t *testing.T) {
 	}
 	c.Stop(t)
 	storetest.CheckAcked(t, openAt(t, path), acked)
+}
+
+// TestCGearmandKeptOut: while our store has the file, a C gearmand started
+// on it fails (after its 6s busy timeout) rather than running our jobs a
+// second time.
+func TestCGearmandKeptOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	s := openAt(t, path)
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if log := cgearmand.StartFails(t, "-q", "libsqlite3", "--libsqlite3-db", path); !strings.Contains(log, "database is locked") {
+		t.Errorf("C gearmand failed, but not because the file is locked:\n%s", log)
+	}
+	if n := storetest.Count(t, s); n != 1 {
+		t.Errorf("%d records after C gearmand's try, want 1", n)
+	}
+}
+
+// TestKeptOutByCGearmand: a C gearmand running on a file in WAL mode (one
+// our store has used) keeps SQLite's shared lock on it, and our Open fails
+// with store.ErrLocked after its busy timeout rather than running C's jobs
+// too. (On a file in rollback-journal mode an idle C gearmand holds no
+// lock, and nothing can tell it is there.)
+func TestKeptOutByCGearmand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	s := openAt(t, path)
+	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := cgearmand.Start(t, "-q", "libsqlite3", "--libsqlite3-db", path)
+	_, err := Open(context.Background(), path, func(c *config) { c.busyTimeout = 100 * time.Millisecond })
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Open while C gearmand runs on the file: %v, want ErrLocked naming the file", err)
+	}
+	c.Stop(t)
+	if n := storetest.Count(t, openAt(t, path)); n != 1 {
+		t.Errorf("after C gearmand stopped: %d records, want 1", n)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	msqlite "modernc.org/sqlite"
@@ -31,17 +32,19 @@ const (
 	FlagTable = "libsqlite3-table"
 )
 
-// BusyTimeout is how long a statement waits for a lock another process
-// (a C gearmand, an sqlite3 shell) holds on the file before it fails, in
-// milliseconds. C gearmand waits 6000.
-const BusyTimeout = 5000
+// BusyTimeout is how long Open waits for a lock another process (a C
+// gearmand, an sqlite3 shell) holds on the file before it fails. C
+// gearmand waits 6s. Once open, the store holds the file exclusively and
+// never waits.
+const BusyTimeout = 5 * time.Second
 
 // Option changes how Open opens the store.
 type Option func(*config)
 
 type config struct {
-	table  string
-	logger *slog.Logger
+	table       string
+	logger      *slog.Logger
+	busyTimeout time.Duration // BusyTimeout; shorter in tests
 }
 
 // Table sets the queue table (--libsqlite3-table); "" means
@@ -71,7 +74,7 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // absent) as C gearmand -q libsqlite3 --libsqlite3-db path would, and
 // returns its store. See the package doc for what it refuses and how.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg := config{table: queuetable.DefaultTable, logger: slog.Default()}
+	cfg := config{table: queuetable.DefaultTable, logger: slog.Default(), busyTimeout: BusyTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -85,7 +88,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(ctx, path)
+	db, err := openDB(ctx, path, cfg.busyTimeout)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -126,7 +129,7 @@ func checkPath(path string) error {
 		return fmt.Errorf("sqlite: cannot create %s (--%s): %s is not a directory", path, FlagDB, dir)
 	}
 	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return fmt.Errorf("sqlite: cannot write in directory %s, where SQLite keeps %s-wal and -shm beside the file (--%s): %w",
+		return fmt.Errorf("sqlite: cannot write in directory %s, where SQLite keeps its WAL, %s-wal (--%s): %w",
 			dir, filepath.Base(path), FlagDB, &fs.PathError{Op: "access", Path: dir, Err: err})
 	}
 	fi, err := os.Stat(path)
@@ -180,11 +183,12 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// openDB opens path with every connection in WAL mode, synchronous=FULL,
-// IMMEDIATE transactions and a busy timeout (see the package doc), one
-// connection at a time, and checks that WAL took.
-func openDB(ctx context.Context, path string) (*sql.DB, error) {
-	dsn := fmt.Sprintf("%s?_busy_timeout=%d&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate", path, BusyTimeout)
+// openDB opens path with every connection in exclusive locking mode, WAL
+// mode, synchronous=FULL, IMMEDIATE transactions and a busy timeout (see
+// the package doc), one connection at a time, and checks that WAL took.
+func openDB(ctx context.Context, path string, busyTimeout time.Duration) (*sql.DB, error) {
+	dsn := fmt.Sprintf("%s?_busy_timeout=%d&_pragma=locking_mode(EXCLUSIVE)&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate",
+		path, busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
@@ -279,8 +283,10 @@ func interpretError(path string, err error) error {
 	switch {
 	case errors.As(err, &se):
 		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return wrap(store.ErrUnavailable, "the file is locked by another process")
+		case sqlite3.SQLITE_BUSY:
+			return wrap(store.ErrLocked, "the file is in use by another process (a C gearmand? an sqlite3 shell?)")
+		case sqlite3.SQLITE_LOCKED:
+			return wrap(store.ErrUnavailable, "a table is locked")
 		case sqlite3.SQLITE_READONLY:
 			return wrap(store.ErrUnavailable, "the file cannot be written")
 		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM,

@@ -287,3 +287,25 @@ func (c *Child) Kill() {
 	_ = c.cmd.Process.Kill()
 	<-c.exited
 }
+
+// StartFails runs C gearmand with args (its queue flags), which must make
+// it fail to start, and returns what it logged. The test fails if gearmand
+// exits 0 or still runs after 30s (it is then killed).
+func StartFails(tb testing.TB, args ...string) string {
+	tb.Helper()
+	path := need(tb, Path, "gearman-job-server")
+	log := filepath.Join(tb.TempDir(), "gearmand.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"-L", "127.0.0.1", "-p", "0",
+		"--log-file", log, "--verbose", "INFO"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	logged, _ := os.ReadFile(log)
+	switch {
+	case ctx.Err() != nil:
+		tb.Fatalf("gearmand %v still ran after 30s; it should have failed to start\n%s%s", args, out, logged)
+	case err == nil:
+		tb.Fatalf("gearmand %v exited 0; it should have failed to start\n%s%s", args, out, logged)
+	}
+	return string(out) + string(logged)
+}
