@@ -191,6 +191,9 @@ func Open(ctx context.Context, db *sql.DB, d *Dialect, cfg Config) (*Store, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if d.MaxParams < columnsPerRow {
+		return nil, fmt.Errorf("%s: Dialect.MaxParams %d is below the %d parameters of one row", d.Name, d.MaxParams, columnsPerRow)
+	}
 	if !tableName.MatchString(cfg.Table) {
 		return nil, fmt.Errorf("%s: table name %q (%s): want letters, digits, _ or $, not starting with a digit, at most 64",
 			d.Name, cfg.Table, flagName(cfg.TableFlag))
@@ -268,7 +271,7 @@ func (s *Store) prepareStatements(ctx context.Context) error {
 }
 
 func (s *Store) closeStatements() {
-	for _, st := range append(s.inserts, s.deletes...) {
+	for _, st := range slices.Concat(s.inserts, s.deletes) {
 		_ = st.Close()
 	}
 }
