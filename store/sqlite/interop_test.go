@@ -240,6 +240,7 @@ func TestCGearmandAfterKill(t *testing.T) {
 // on it fails (after its 6s busy timeout) rather than running our jobs a
 // second time.
 func TestCGearmandKeptOut(t *testing.T) {
+	t.Parallel() // C gearmand gives up after its 6s busy timeout
 	path := filepath.Join(t.TempDir(), "queue.db")
 	s := openAt(t, path)
 	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
