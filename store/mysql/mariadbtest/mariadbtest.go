@@ -336,6 +336,9 @@ func start() (*DB, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return fail(err)
+	}
 	if err := db.install(installPath); err != nil {
 		return fail(err)
 	}
@@ -397,6 +400,10 @@ func (db *DB) serverArgs() []string {
 	args := []string{
 		"--no-defaults", // must come first
 		"--datadir=" + filepath.Join(db.dir, "data"),
+		// Not /tmp: temporary tables are named by pid there, and a name
+		// left by another server (or a killed one whose pid came back)
+		// fails the bootstrap.
+		"--tmpdir=" + filepath.Join(db.dir, "tmp"),
 		"--skip-name-resolve",
 		"--innodb-buffer-pool-size=64M",
 		"--performance-schema=OFF",
