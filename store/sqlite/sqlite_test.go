@@ -49,6 +49,7 @@ func corrupt(tb testing.TB, s *Store, seq uint64) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openAt(t, filepath.Join(t.TempDir(), "queue.db"))
 	}, storetest.Reopen(func(t *testing.T, old store.Store) store.Store {
