@@ -25,10 +25,12 @@
 # background ones (DURABLE_WORKLOADS), since foreground jobs are never
 # stored. C gearmand commits one job at a time to sqlite and PostgreSQL, so
 # its runs there use SLOW_JOBS jobs (rates, not counts, are compared).
-# PostgreSQL and Redis: the servers at PG_DSN and REDIS_ADDR when set,
-# otherwise throwaway ones started here (initdb/pg_ctl, redis-server) and
-# stopped at the end; every run gets its own table, key prefix or namespace,
-# removed after the run.
+# PostgreSQL, Redis and MariaDB: the servers at PG_DSN, REDIS_ADDR and
+# MYSQL_HOST (with MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD, MYSQL_DB) when
+# set, otherwise throwaway ones started here (initdb/pg_ctl, redis-server,
+# mariadb-install-db/mariadbd) and stopped at the end; every run gets its
+# own table, key prefix or namespace, removed after the run. C gearmand
+# commits one job at a time to MySQL too.
 #
 # Exits 1 when a run failed (errors or missing jobs; see results.jsonl).
 # Needs /usr/sbin/gearmand: apt-get install gearman-job-server
@@ -48,7 +50,7 @@ CONNS=${CONNS:-4}
 WINDOW=${WINDOW:-16}
 WORKERS=${WORKERS:-4}
 PAYLOAD=${PAYLOAD:-64}
-PAIRS=${PAIRS:-builtin:builtin libsqlite3:bolt libsqlite3:pebble Postgres:postgres redis:redis}
+PAIRS=${PAIRS:-builtin:builtin libsqlite3:bolt libsqlite3:pebble libsqlite3:libsqlite3 MySQL:MySQL Postgres:postgres redis:redis}
 MEMORY_WORKLOADS=${MEMORY_WORKLOADS:-submit drain roundtrip storm large mixed}
 DURABLE_WORKLOADS=${DURABLE_WORKLOADS:-submit drain large}
 SWEEP_CONNS=${SWEEP_CONNS-1 2 16 32}
@@ -73,7 +75,8 @@ go build -o "$work/gearbench" ./cmd/gearbench
 
 case " $PAIRS " in *" Postgres:"*) bench_need_postgres ;; esac
 case " $PAIRS " in *" redis:"*) bench_need_redis ;; esac
-export PG_DSN REDIS_ADDR
+case " $PAIRS " in *" MySQL:"*) bench_need_mysql ;; esac
+export PG_DSN REDIS_ADDR MYSQL_HOST MYSQL_PORT MYSQL_USER MYSQL_PASSWORD MYSQL_DB
 
 runs=0 failures=0
 
@@ -91,6 +94,10 @@ run() {
 	c/libsqlite3) qargs+=(--libsqlite3-db "$dir/q.sqlite") jobs=$SLOW_JOBS ;;
 	c/Postgres) qargs+=(--libpq-conninfo "$PG_DSN" --libpq-table "$tag") jobs=$SLOW_JOBS ;;
 	c/redis) qargs+=(--redis-server "${REDIS_ADDR%:*}" --redis-port "${REDIS_ADDR##*:}" --redis-prefix "$tag") ;;
+	c/MySQL) jobs=$SLOW_JOBS ;&
+	go/MySQL) qargs+=(--mysql-host "$MYSQL_HOST" --mysql-port "$MYSQL_PORT" --mysql-user "$MYSQL_USER"
+		--mysql-password "$MYSQL_PASSWORD" --mysql-db "$MYSQL_DB" --mysql-table "$tag") ;;
+	go/libsqlite3) qargs+=(--libsqlite3-db "$dir/q.sqlite") ;;
 	go/bolt) qargs+=(--bolt-file "$dir/q.db") ;;
 	go/pebble) qargs+=(--pebble-dir "$dir/q.pebble") ;;
 	go/postgres) qargs+=(--dsn "$PG_DSN" --store-namespace "$tag") ;;

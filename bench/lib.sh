@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by bench/compare.sh and bench/replay.sh (sourced, not run): ports,
-# throwaway PostgreSQL and Redis servers, and removing what a run left in
+# throwaway PostgreSQL, Redis and MariaDB servers, and removing what a run left in
 # them. The caller sets $work (a scratch directory it removes on exit) and
 # calls bench_stop_services from its EXIT trap.
 
@@ -73,8 +73,48 @@ bench_need_redis() {
 	echo "bench: started a throwaway redis-server at $REDIS_ADDR" >&2
 }
 
+# bench_need_mysql: set MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD
+# and MYSQL_DB, starting a throwaway MariaDB in $work (mariadb-install-db,
+# mariadbd; its defaults, so every commit is flushed to disk) when
+# MYSQL_HOST is not set. Returns 1 (with a message) when neither works.
+bench_need_mysql() {
+	if [ -n "${MYSQL_HOST:-}" ]; then
+		: "${MYSQL_PORT:=3306}" "${MYSQL_DB:=gearman}"
+		bench_mysql -e 'SELECT 1' >/dev/null || { echo "bench: MYSQL_HOST=$MYSQL_HOST does not answer" >&2; return 1; }
+		return 0
+	fi
+	local server as_root=()
+	server=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+	if ! command -v mariadb-install-db >/dev/null || [ ! -x "$server" ]; then
+		echo "bench: no MYSQL_HOST and no mariadb-install-db/mariadbd to start a throwaway MariaDB (apt-get install mariadb-server)" >&2
+		return 1
+	fi
+	[ "$(id -u)" = 0 ] && as_root=(--user=root)
+	mkdir -p "$work/my"
+	mariadb-install-db --no-defaults --datadir="$work/my/data" "${as_root[@]}" --auth-root-authentication-method=normal \
+		--skip-test-db >"$work/my/install.log" 2>&1 || { cat "$work/my/install.log" >&2; return 1; }
+	MYSQL_PORT=$(free_port)
+	"$server" --no-defaults --datadir="$work/my/data" "${as_root[@]}" --socket="$work/my/sock" --port="$MYSQL_PORT" \
+		--bind-address=127.0.0.1 --skip-name-resolve --log-error="$work/my/log" >/dev/null 2>&1 &
+	bench_mysql_pid=$!
+	wait_port "$MYSQL_PORT" "$bench_mysql_pid" || { cat "$work/my/log" >&2; return 1; }
+	mariadb --no-defaults -S "$work/my/sock" -u root -e "CREATE USER bench@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO bench@'%'; CREATE DATABASE gearman" ||
+		return 1
+	MYSQL_HOST=127.0.0.1 MYSQL_USER=bench MYSQL_PASSWORD=bench MYSQL_DB=gearman
+	echo "bench: started a throwaway MariaDB at $MYSQL_HOST:$MYSQL_PORT" >&2
+}
+
+# bench_mysql ARGS...: the mariadb client on MYSQL_DB.
+bench_mysql() {
+	mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" --password="$MYSQL_PASSWORD" "$MYSQL_DB" "$@"
+}
+
 # bench_stop_services stops the throwaway servers started above.
 bench_stop_services() {
+	if [ -n "${bench_mysql_pid:-}" ]; then
+		kill "$bench_mysql_pid" 2>/dev/null || true
+		wait "$bench_mysql_pid" 2>/dev/null || true
+	fi
 	if [ -n "${bench_redis_pid:-}" ]; then
 		kill "$bench_redis_pid" 2>/dev/null || true
 		wait "$bench_redis_pid" 2>/dev/null || true
@@ -98,5 +138,6 @@ cleanup_store() {
 	go/postgres) psql -q "$PG_DSN" -c "DELETE FROM gearmand_jobs WHERE namespace = '$3'; DELETE FROM gearmand_owners WHERE namespace = '$3'" >/dev/null ;;
 	c/redis) redis_del "$3*" ;;
 	go/redis) redis_del "gearmand:{$3}:*" ;;
+	*/MySQL) bench_mysql -e "DROP TABLE IF EXISTS $3" ;;
 	esac
 }
