@@ -167,7 +167,9 @@ func checkPath(path string) error {
 }
 
 // lockFile takes an exclusive flock on path, creating it if absent, so
-// that a second gearmand of ours cannot open the same file.
+// that a second gearmand of ours cannot open the same file. The file must
+// be closed only after the database: closing any descriptor of a file
+// drops the POSIX locks this process holds on it, SQLite's included.
 func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
