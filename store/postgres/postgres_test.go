@@ -72,6 +72,17 @@ func TestConformance(t *testing.T) {
 		return store.Options{DSN: url, Namespace: freshNamespace(t)}
 	}), storetest.Namespaced(func(t *testing.T, ns string) store.Store {
 		return openNS(t, url, ns)
+	}), storetest.Outage(func(t *testing.T) (store.Store, storetest.Server, time.Duration) {
+		db := pgtest.Server(t)
+		if !db.Throwaway() {
+			t.Skipf("the server comes from %s: not stopping it", pgtest.EnvURL)
+		}
+		const timeout = 2 * time.Second
+		// Stop is pg_ctl stop -m immediate, as a crash would.
+		return openNS(t, url, freshNamespace(t), ApplyTimeout(timeout)), storetest.Server{
+			Kill:  func(t *testing.T) { db.Stop(t) },
+			Start: func(t *testing.T) { db.Start(t) },
+		}, timeout
 	}))
 }
 
@@ -109,74 +120,6 @@ func TestRegistered(t *testing.T) {
 			s.Close()
 			t.Errorf("store.Open(%+v) succeeded", o)
 		}
-	}
-}
-
-// TestOutage stops the real server as a crash would: Apply must fail
-// with store.ErrUnavailable within its timeout, and succeed again once the
-// server is back, with nothing committed before lost.
-func TestOutage(t *testing.T) {
-	db := pgtest.Server(t)
-	if !db.Throwaway() {
-		t.Skipf("the server comes from %s: not stopping it", pgtest.EnvURL)
-	}
-	url := sharedURL(t)
-	const timeout = 2 * time.Second
-	s := openNS(t, url, freshNamespace(t), ApplyTimeout(timeout))
-	ctx := context.Background()
-	var want []store.Record
-	for seq := uint64(1); seq <= 20; seq++ {
-		want = append(want, storetest.Sample(seq))
-	}
-	if err := s.Apply(ctx, store.Batch{Adds: want}); err != nil {
-		t.Fatal(err)
-	}
-
-	db.Stop(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			db.Start(t)
-		}
-	})
-	for i := range 3 { // a pooled connection that died, then new ones that cannot connect
-		start := time.Now()
-		err := s.Apply(ctx, store.Batch{Adds: []store.Record{storetest.Sample(100 + uint64(i))}})
-		took := time.Since(start)
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Fatalf("Apply %d with the server down: %v, want an error wrapping store.ErrUnavailable", i, err)
-		}
-		if took > timeout+time.Second {
-			t.Errorf("Apply %d with the server down took %v, want at most about %v", i, took, timeout)
-		}
-		t.Logf("Apply %d with the server down: %v after %v", i, err, took.Round(time.Millisecond))
-	}
-	if err := s.Replay(ctx, func(store.Record) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("Replay with the server down: %v, want ErrUnavailable", err)
-	}
-
-	db.Start(t)
-	restarted = true
-	// The pool reconnects; like the Committer, retry for a while.
-	late := store.Batch{Adds: []store.Record{storetest.Sample(200)}, Deletes: []uint64{1}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := s.Apply(ctx, late)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
-			t.Fatalf("Apply after the restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	want = append(want[1:], storetest.Sample(200))
-	got := replay(t, s)
-	// The failed adds (100..102) may or may not have been committed: an
-	// error does not promise nothing was stored. With the server killed
-	// before they were sent, none was.
-	if !equalRecords(got, want) {
-		t.Errorf("after the outage: %v, want %v", seqs(got), seqs(want))
 	}
 }
 

@@ -51,7 +51,34 @@ func TestConformance(t *testing.T) {
 		c.Namespace = ns
 		t.Cleanup(func() { dropNamespace(t, c) })
 		return openStore(t, c)
-	}), storetest.ReplayChunk(replayPageMax))
+	}), storetest.ReplayChunk(replayPageMax), storetest.Outage(outage))
+}
+
+// outage is the storetest.Outage setup: a redis-server of the test's own,
+// killed and started again on the same port and append-only file.
+func outage(t *testing.T) (store.Store, storetest.Server, time.Duration) {
+	needRedisServer(t)
+	dir := t.TempDir()
+	srv, err := startRedisServer(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.stop() })
+	const timeout = 500 * time.Millisecond
+	s := openStore(t, Config{Addrs: []string{srv.addr}, Namespace: newNamespace(t), Timeout: timeout})
+	return s, storetest.Server{
+		Kill: func(*testing.T) { srv.kill() },
+		Start: func(t *testing.T) {
+			again, err := startRedisServer(dir, srv.port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv = again
+			t.Cleanup(func() { srv.stop() })
+		},
+		Freeze: func(t *testing.T) { srv.signal(t, syscall.SIGSTOP) },
+		Thaw:   func(t *testing.T) { srv.signal(t, syscall.SIGCONT) },
+	}, timeout
 }
 
 // The whole suite on a Redis Cluster of two primaries: every Apply is a
@@ -402,85 +429,6 @@ func TestMissingValue(t *testing.T) {
 		if !slices.Equal(reports, want) {
 			t.Errorf("reports %q, want %q", reports, want)
 		}
-	}
-}
-
-// An outage of Redis: Apply fails promptly with ErrUnavailable while it is
-// hung or dead, and once it is back on the same files the client
-// reconnects and every acknowledged record is there.
-func TestOutage(t *testing.T) {
-	needRedisServer(t)
-	dir := t.TempDir()
-	srv, err := startRedisServer(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.stop() })
-
-	const timeout = 500 * time.Millisecond
-	c := Config{Addrs: []string{srv.addr}, Namespace: newNamespace(t), Timeout: timeout}
-	s := openStore(t, c)
-	var acked []uint64
-	for first := uint64(1); first <= 300; first += 100 {
-		var b store.Batch
-		for seq := first; seq < first+100; seq++ {
-			b.Adds = append(b.Adds, storetest.Sample(seq))
-			acked = append(acked, seq)
-		}
-		apply(t, s, b)
-	}
-	apply(t, s, store.Batch{Deletes: []uint64{1, 2, 3}})
-	acked = acked[3:]
-
-	failsPromptly := func(what string, seq uint64) {
-		t.Helper()
-		start := time.Now()
-		err := s.Apply(context.Background(), store.Batch{Adds: samples(seq)})
-		took := time.Since(start)
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("Apply with Redis %s: %v, want an error wrapping ErrUnavailable", what, err)
-		}
-		if took > timeout+time.Second {
-			t.Errorf("Apply with Redis %s took %v; the timeout is %v", what, took, timeout)
-		}
-		t.Logf("Apply with Redis %s: %v after %v", what, err, took.Round(time.Millisecond))
-	}
-
-	// Hung: the connection is open but nothing answers.
-	srv.signal(t, syscall.SIGSTOP)
-	failsPromptly("stopped (SIGSTOP)", 1000)
-	srv.signal(t, syscall.SIGCONT)
-
-	// Dead: killed without a chance to flush anything.
-	srv.kill()
-	failsPromptly("killed", 1001)
-	failsPromptly("still dead", 1002)
-	if err := s.Replay(context.Background(), func(store.Record) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("Replay with Redis dead: %v, want ErrUnavailable", err)
-	}
-
-	// Back, on the same port and append-only file.
-	srv, err = startRedisServer(dir, srv.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.stop() })
-	apply(t, s, store.Batch{Adds: samples(2000)})
-	acked = append(acked, 2000)
-
-	got := replayAll(t, s)
-	var gotSeqs []uint64
-	for _, r := range got {
-		if r.Seq == 1000 { // the hung Apply's: may or may not have been run
-			continue
-		}
-		if d := storetest.Diff(r, storetest.Sample(r.Seq)); d != "" {
-			t.Errorf("record %d: %s", r.Seq, d)
-		}
-		gotSeqs = append(gotSeqs, r.Seq)
-	}
-	if !slices.Equal(gotSeqs, acked) {
-		t.Errorf("after the restart Replay gave %d records, want the %d acknowledged", len(gotSeqs), len(acked))
 	}
 }
 

@@ -62,6 +62,7 @@ var capabilityCases = []struct {
 	{"Exclusive", testExclusive},
 	{"Namespaces", testNamespaces},
 	{"ReplayAcrossChunks", testReplayAcrossChunks},
+	{"Outage", testOutage},
 }
 
 func testRegistered(t *testing.T, st *suite) {
@@ -215,5 +216,103 @@ func testReplayAcrossChunks(t *testing.T, st *suite) {
 	// All of it is stored afterwards.
 	if got := Count(t, s); got != int(total)+10-len(deleted) {
 		t.Errorf("after the Replay %d records are stored, want %d", got, int(total)+10-len(deleted))
+	}
+}
+
+// Server is the server behind a networked store, as a test controls it.
+type Server struct {
+	// Kill makes the server go away at once, without a clean shutdown.
+	Kill func(t *testing.T)
+	// Start brings it back, on the same data and address, after Kill.
+	Start func(t *testing.T)
+	// Freeze and Thaw, when set, stop and resume the server's process
+	// (SIGSTOP, SIGCONT): connections stay open and nothing answers.
+	Freeze, Thaw func(t *testing.T)
+}
+
+// Outage declares a store behind a server that can go away. setup must
+// open a fresh store whose operations are bounded by timeout, on a server
+// the test may control through srv (a server of the test's own, or one
+// that no other test uses meanwhile). Run checks that with the server
+// frozen or dead, Apply and Replay fail with store.ErrUnavailable within
+// about timeout, that Apply succeeds again once the server is back
+// (retried, as the Committer retries), and that every record committed
+// before the outage is there, whole.
+func Outage(setup func(t *testing.T) (s store.Store, srv Server, timeout time.Duration)) Option {
+	return func(c *config) { c.outage = setup }
+}
+
+func testOutage(t *testing.T, st *suite) {
+	if st.cfg.outage == nil {
+		t.Skip("the driver declares no storetest.Outage")
+	}
+	s, srv, timeout := st.cfg.outage(t)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	var acked []store.Record
+	for first := uint64(1); first <= 300; first += 100 {
+		var b store.Batch
+		for seq := first; seq < first+100; seq++ {
+			b.Adds = append(b.Adds, Sample(seq))
+		}
+		apply(t, s, b)
+		acked = append(acked, b.Adds...)
+	}
+	apply(t, s, store.Batch{Deletes: []uint64{1, 2, 3}})
+	acked = acked[3:]
+
+	// The Applies that fail during the outage add these: an error does not
+	// promise that nothing was stored, so they may or may not come back.
+	const failedFrom, failedTo = 1000, 1099
+	failed := uint64(failedFrom)
+	failsPromptly := func(what string) {
+		t.Helper()
+		start := time.Now()
+		err := s.Apply(ctx, store.Batch{Adds: []store.Record{Sample(failed)}})
+		failed++
+		took := time.Since(start)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Apply with the server %s: %v, want an error wrapping store.ErrUnavailable", what, err)
+		}
+		if took > timeout+time.Second {
+			t.Errorf("Apply with the server %s took %v; the store's timeout is %v", what, took, timeout)
+		}
+		t.Logf("Apply with the server %s: %v after %v", what, err, took.Round(time.Millisecond))
+	}
+	if srv.Freeze != nil {
+		srv.Freeze(t)
+		failsPromptly("frozen")
+		srv.Thaw(t)
+	}
+	srv.Kill(t)
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			srv.Start(t)
+		}
+	})
+	failsPromptly("killed") // a pooled connection that died
+	failsPromptly("dead")   // new connections that cannot connect
+	if err := s.Replay(ctx, func(store.Record) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Replay with the server dead: %v, want an error wrapping store.ErrUnavailable", err)
+	}
+
+	srv.Start(t)
+	restarted = true
+	late := store.Batch{Adds: []store.Record{Sample(2000)}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := s.Apply(ctx, late)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Apply after the server came back: %v", err)
+		}
+	}
+	acked = append(acked, Sample(2000))
+	got := ReplayAll(t, s)
+	got = slices.DeleteFunc(got, func(r store.Record) bool { return r.Seq >= failedFrom && r.Seq <= failedTo })
+	if d := diffAll(got, acked); d != "" {
+		t.Errorf("after the outage, Replay differs from what was acknowledged: %s", d)
 	}
 }

@@ -23,8 +23,9 @@
 // Corrupt, Records), never by forking the suite. So are the capabilities
 // only some drivers have (capabilities.go): Registered (its names and
 // flags in the store registry), Exclusive (one process at a time),
-// Namespaced (servers sharing one database) and ReplayChunk (Replay in
-// chunks, with Apply called from inside it). A new driver is written
+// Namespaced (servers sharing one database), ReplayChunk (Replay in
+// chunks, with Apply called from inside it) and Outage (a server that
+// freezes, dies and comes back). A new driver is written
 // against the suite: declare what it can do, and the suite checks it.
 package storetest
 
@@ -60,6 +61,7 @@ type config struct {
 	openSame   func(t *testing.T, s store.Store) (store.Store, error)
 	namespaced func(t *testing.T, ns string) store.Store
 	chunk      int
+	outage     func(t *testing.T) (store.Store, Server, time.Duration)
 }
 
 // Reopen declares a durable driver and how to get its data back. Run closes
