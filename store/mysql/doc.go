@@ -61,12 +61,12 @@
 //
 // Sessions run in READ COMMITTED (no gap locks between concurrent
 // Applies) and strict mode (a value that does not fit fails instead of
-// being cut). Parameters are written into the statement text, one round
-// trip per statement; a statement whose text would exceed
-// max_allowed_packet is prepared on the server instead and its blobs sent
-// unescaped, as long data. So a job up to max_allowed_packet (less 64
-// KiB) is stored, as with C gearmand; a larger one fails with
-// store.ErrTooLarge before anything is sent.
+// being cut). Apply's statements are prepared on the server, so blobs
+// travel unescaped, the larger ones as long data: a job up to
+// max_allowed_packet (less 64 KiB) is stored, as with C gearmand; a
+// larger one fails with store.ErrTooLarge before anything is sent. Other
+// statements have their parameters written into their text (one round
+// trip each).
 //
 // Every connection attempt, read and write is bounded by Config.Timeout:
 // a server that is down or stops answering makes an operation fail with

@@ -249,10 +249,13 @@ func connector(cfg *Config, database string) driver.Connector {
 	mc.Net, mc.Addr = cfg.addr()
 	mc.DBName = database
 	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
-	// One round trip per statement: parameters are written into the
-	// statement text (blobs as _binary'...'), unless that text would
-	// exceed max_allowed_packet; then the driver prepares the statement
-	// on the server and sends the blobs unescaped, as long data.
+	// Apply's statements are prepared once per connection (queuetable
+	// does it at Open) and take the binary protocol: blobs unescaped,
+	// the larger ones as long data. The other statements with parameters
+	// (Replay's reads, Open's) take one round trip instead of prepare,
+	// execute and close: the driver writes the parameters into the text,
+	// or prepares it after all if that text would pass
+	// max_allowed_packet.
 	mc.InterpolateParams = true
 	mc.Logger = quietLogger{}
 	// The only error NewConnector returns is for a Config that FormatDSN
