@@ -53,6 +53,7 @@ func config(db *mariadbtest.DB, database string) Config {
 
 func openStore(tb testing.TB, cfg Config) *Store {
 	tb.Helper()
+	cfg.Logger = storetest.Logger(tb)
 	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
@@ -250,7 +251,7 @@ func TestUnixSocket(t *testing.T) {
 	if err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(1)}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := replay(t, s); len(got) != 1 || !storetest.Equal(got[0], storetest.Sample(1)) {
+	if got := storetest.ReplayAll(t, s); len(got) != 1 || !storetest.Equal(got[0], storetest.Sample(1)) {
 		t.Errorf("Replay over the socket gave %+v", got)
 	}
 }
@@ -307,7 +308,7 @@ func TestTooLarge(t *testing.T) {
 	if err := s.Apply(ctx, store.Batch{Adds: []store.Record{fits}}); err != nil {
 		t.Fatalf("Apply of %d bytes after ErrTooLarge: %v", len(fits.Data), err)
 	}
-	got := replay(t, s)
+	got := storetest.ReplayAll(t, s)
 	if len(got) != 2 || !storetest.Equal(got[0], storetest.Sample(1)) || !storetest.Equal(got[1], fits) {
 		t.Errorf("stored %d records, want 1 and 4: the failed batch must change nothing", len(got))
 	}
@@ -402,7 +403,7 @@ func TestFromCGearmand(t *testing.T) {
 	defer cancel()
 
 	s := openStore(t, config(db, name))
-	got := replay(t, s)
+	got := storetest.ReplayAll(t, s)
 	want := []store.Record{ // numbered in the order C queued them
 		{Function: "fnA", Unique: "u1", Data: []byte("cli one"), Priority: 1},
 		{Function: "fnA", Unique: "u2", Data: []byte("cli high"), Priority: 0},
@@ -429,7 +430,7 @@ func TestFromCGearmand(t *testing.T) {
 	// Numbered once: a second Replay, and another store's, give the same.
 	s.Close()
 	s = openStore(t, config(db, name))
-	if again := replay(t, s); !slices.EqualFunc(again, got, storetest.Equal) {
+	if again := storetest.ReplayAll(t, s); !slices.EqualFunc(again, got, storetest.Equal) {
 		t.Errorf("a second Replay differs:\n%v\nfirst:\n%v", again, got)
 	}
 	var seqs []uint64
@@ -523,18 +524,6 @@ func TestToCGearmand(t *testing.T) {
 	<-worked
 }
 
-func replay(t *testing.T, s *Store) []store.Record {
-	t.Helper()
-	var got []store.Record
-	if err := s.Replay(context.Background(), func(r store.Record) error {
-		got = append(got, r)
-		return nil
-	}); err != nil {
-		t.Fatalf("Replay: %v", err)
-	}
-	return got
-}
-
 // TestFits checks which values fits lets into C's key columns as they
 // are: only what the column's character set and length hold byte for
 // byte.
@@ -599,7 +588,7 @@ func TestCharsets(t *testing.T) {
 			if err := s.Apply(context.Background(), store.Batch{Adds: recs}); err != nil {
 				t.Fatal(err)
 			}
-			if got := replay(t, s); !slices.EqualFunc(got, recs, storetest.Equal) {
+			if got := storetest.ReplayAll(t, s); !slices.EqualFunc(got, recs, storetest.Equal) {
 				t.Errorf("Replay gave %+v, want %+v", got, recs)
 			}
 			for i, r := range recs {
@@ -641,7 +630,7 @@ func TestCGearmandOrder(t *testing.T) {
 	ran := slices.IndexFunc(jobs, func(j cgearmand.Job) bool { return j.Priority == 0 })
 	want = append(slices.Delete(want, ran, ran+1), "last")
 	var got []string
-	for _, r := range replay(t, openStore(t, config(db, name))) {
+	for _, r := range storetest.ReplayAll(t, openStore(t, config(db, name))) {
 		got = append(got, r.Unique)
 	}
 	if !slices.Equal(got, want) {
