@@ -497,6 +497,7 @@ func listNames(ctx context.Context, tx *sql.Tx, query, table string) ([]string, 
 const (
 	errDBAccessDenied   = 1044 // ER_DBACCESS_DENIED_ERROR
 	errAccessDenied     = 1045 // ER_ACCESS_DENIED_ERROR
+	errAccessNoPassword = 1698 // ER_ACCESS_DENIED_NO_PASSWORD_ERROR: a user that may not log in this way (unix_socket)
 	errBadDB            = 1049 // ER_BAD_DB_ERROR
 	errServerShutdown   = 1053 // ER_SERVER_SHUTDOWN
 	errDupEntry         = 1062 // ER_DUP_ENTRY
@@ -528,7 +529,7 @@ func interpret(err error, cfg *Config) error {
 	var me *gomysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
-		case errAccessDenied:
+		case errAccessDenied, errAccessNoPassword:
 			return fmt.Errorf("mysql: the server refused user %q with the password given (%s, %s): %w",
 				cfg.User, cfg.flag("user"), cfg.flag("password"), err)
 		case errDBAccessDenied, errTableAccess:
