@@ -5,17 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"gearmand/client"
+	"gearmand/internal/cgearmand"
 	"gearmand/store/postgres/pgtest"
 )
 
@@ -23,9 +18,6 @@ import (
 // /usr/sbin/gearmand) and ours, one after the other, with the same queue
 // options, as a user swapping the binary would: every background job the
 // one queued is run by the other, once.
-
-// cGearmandBin is where Debian installs C gearmand.
-const cGearmandBin = "/usr/sbin/gearmand"
 
 // dropInCount is how many background jobs each direction queues.
 const dropInCount = 60
@@ -88,8 +80,8 @@ func TestCQueueRunsHere(t *testing.T) {
 			args := q.args(t)
 			js := dropInJobs{toC: true}
 			c := startC(t, args)
-			js.submit(t, c.addr)
-			c.stop(t)
+			js.submit(t, c.Addr)
+			c.Stop(t)
 
 			g := newGearmand(t, args...)
 			l := g.start()
@@ -106,10 +98,10 @@ func TestCQueueRunsHere(t *testing.T) {
 			}
 			l.stop(t)
 			c = startC(t, args)
-			if n, err := jobsOf(c.addr, dropInFunction); err != nil || n != 0 {
+			if n, err := jobsOf(c.Addr, dropInFunction); err != nil || n != 0 {
 				t.Errorf("C gearmand started again holds %d jobs (%v), want 0: ours ran them", n, err)
 			}
-			c.stop(t)
+			c.Stop(t)
 		})
 	}
 }
@@ -130,8 +122,8 @@ func TestOurQueueRunsOnC(t *testing.T) {
 			l.stop(t)
 
 			c := startC(t, args)
-			js.drain(t, c.addr)
-			c.stop(t)
+			js.drain(t, c.Addr)
+			c.Stop(t)
 
 			l = g.start()
 			if n := l.replayed(); n != 0 {
@@ -238,101 +230,15 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// cGearmand is one run of the real C gearmand.
-type cGearmand struct {
-	cmd     *exec.Cmd
-	addr    string
-	logPath string
-	exited  chan struct{}
-}
-
-// startC starts C gearmand with the queue options args on a free port and
-// waits until it answers. Without C gearmand installed the test skips, or
-// fails under CI=true.
-func startC(t *testing.T, args []string) *cGearmand {
+// startC starts the real C gearmand with the queue options args (see
+// package cgearmand) and, should the test fail, logs the end of its log.
+func startC(t *testing.T, args []string) *cgearmand.Server {
 	t.Helper()
-	if _, err := os.Stat(cGearmandBin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (CI=true, so this fails): install Debian package gearman-job-server", cGearmandBin)
-		}
-		t.Skipf("%s is missing: install Debian package gearman-job-server", cGearmandBin)
-	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	c := &cGearmand{
-		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		logPath: filepath.Join(dir, "gearmand.log"),
-		exited:  make(chan struct{}),
-	}
-	c.cmd = exec.Command(cGearmandBin, append([]string{
-		"-p", strconv.Itoa(port), "-L", "127.0.0.1", "-l", c.logPath,
-		"-P", filepath.Join(dir, "gearmand.pid"), "--verbose", "INFO",
-	}, args...)...)
-	var out bytes.Buffer
-	c.cmd.Stdout, c.cmd.Stderr = &out, &out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c.cmd.Wait()
-		close(c.exited)
-	}()
+	c := cgearmand.Start(t, args...)
 	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		<-c.exited
 		if t.Failed() {
-			t.Logf("C gearmand on %s, the end of its log:\n%s", c.addr, c.log())
+			t.Logf("C gearmand on %s, the end of its log:\n%s", c.Addr, tail(c.Log(), 30))
 		}
 	})
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-c.exited:
-			t.Fatalf("C gearmand %q exited while starting (%v)\noutput:\n%s\nlog:\n%s", redact(args), c.cmd.ProcessState, out.String(), c.log())
-		default:
-		}
-		if _, err := adminCommand(c.addr, "version"); err == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("C gearmand not serving on %s after %v\nlog:\n%s", c.addr, startTimeout, c.log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends C gearmand with SIGTERM, as an init system would.
-func (c *cGearmand) stop(t *testing.T) {
-	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(exitTimeout):
-		c.cmd.Process.Kill()
-		<-c.exited
-		t.Fatalf("C gearmand did not stop within %v of SIGTERM\nlog:\n%s", exitTimeout, c.log())
-	}
-}
-
-func (c *cGearmand) log() string {
-	b, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	return tail(string(b), 30)
-}
-
-// redact hides a URL's password in args for a failure message.
-func redact(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if u, err := url.Parse(a); err == nil && u.User != nil {
-			a = u.Redacted()
-		}
-		out[i] = a
-	}
-	return out
+	return c
 }

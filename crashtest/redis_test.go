@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gearmand/internal/testdep"
 )
 
 var namespaces atomic.Int64
@@ -41,13 +43,7 @@ type redisServer struct {
 // one installed it skips t, or fails it under CI=true.
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no redis-server in PATH (CI=true, so this fails): install Debian package redis-server")
-		}
-		t.Skip("no redis-server in PATH: install Debian package redis-server")
-	}
+	bin := testdep.Need(t, "redis-server", "redis-server")
 	rs := &redisServer{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(func() {
 		if rs.running() {

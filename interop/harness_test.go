@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"gearmand/internal/testdep"
 	"gearmand/protocol"
 	"gearmand/server"
 )
@@ -37,11 +38,7 @@ const (
 // under CI=true, where a missing peer must never pass unnoticed.
 func requireTool(t *testing.T, name, debianPackage string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		missingDependency(t, name, debianPackage)
-	}
-	return path
+	return testdep.Need(t, name, debianPackage)
 }
 
 // requirePerlModule ends the test like requireTool when perl or the module
@@ -50,16 +47,8 @@ func requirePerlModule(t *testing.T, module, debianPackage string) {
 	t.Helper()
 	requireTool(t, "perl", debianPackage)
 	if err := exec.Command("perl", "-M"+module, "-e", "1").Run(); err != nil {
-		missingDependency(t, "Perl module "+module, debianPackage)
+		testdep.Missing(t, "Perl module "+module, debianPackage)
 	}
-}
-
-func missingDependency(t *testing.T, what, debianPackage string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing: install Debian package %s (CI=true: interop tests may not skip)", what, debianPackage)
-	}
-	t.Skipf("%s is missing: install Debian package %s", what, debianPackage)
 }
 
 // gearmand is one in-process server under test.

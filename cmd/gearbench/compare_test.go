@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gearmand/internal/cgearmand"
+	"gearmand/internal/testdep"
 )
 
 // TestCompareScript runs bench/compare.sh end to end with tiny counts
@@ -17,13 +20,7 @@ func TestCompareScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers for a few dozen runs; not in -short")
 	}
-	const gearmand = "/usr/sbin/gearmand"
-	if _, err := os.Stat(gearmand); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: apt-get install gearman-job-server", gearmand)
-		}
-		t.Skipf("%s is missing: apt-get install gearman-job-server to run this test", gearmand)
-	}
+	testdep.Need(t, cgearmand.Path, "gearman-job-server")
 	out := t.TempDir()
 	cmd := exec.Command("bash", "../../bench/compare.sh")
 	cmd.Env = append(os.Environ(), "OUT="+out, "PAIRS=builtin:builtin libsqlite3:bolt", "ROUNDS=1",

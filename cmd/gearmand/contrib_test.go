@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"gearmand/internal/testdep"
 	"gearmand/server"
 )
 
@@ -168,13 +169,7 @@ func TestSystemdUnit(t *testing.T) {
 // TestSystemdUnitVerifies runs systemd-analyze verify on the unit, its
 // ExecStart pointed at a freshly built binary.
 func TestSystemdUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("systemd-analyze is needed to verify contrib/gearmand.service (CI=true, so this fails): install Debian package systemd")
-		}
-		t.Skip("no systemd-analyze: install Debian package systemd to verify contrib/gearmand.service")
-	}
+	analyze := testdep.Need(t, "systemd-analyze", "systemd")
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

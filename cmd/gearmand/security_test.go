@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"gearmand/internal/testdep"
 	"gearmand/server"
 	"gearmand/server/tlsconf"
 	"gearmand/server/tlsconf/tlstest"
@@ -180,13 +181,7 @@ func TestBinaryTLS(t *testing.T) {
 	})
 
 	t.Run("openssl s_client", func(t *testing.T) {
-		openssl, err := exec.LookPath("openssl")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("openssl is needed (Debian package openssl): %v", err)
-			}
-			t.Skipf("openssl not installed (apt-get install openssl): %v", err)
-		}
+		openssl := testdep.Need(t, "openssl", "openssl")
 		// The files come from gearmand's environment variables this time,
 		// and client certificates are required.
 		logFile := filepath.Join(t.TempDir(), "log")

@@ -2,13 +2,13 @@ package gearhttp_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
 	"gearmand/client"
+	"gearmand/internal/testdep"
 	"gearmand/server"
 )
 
@@ -16,15 +16,7 @@ import (
 // and is skipped otherwise.
 func curlPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("curl")
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("curl is required under CI=true: %v (install the Debian package curl)", err)
-	}
-	t.Skipf("curl is not installed (%v); install the Debian package curl to run this test", err)
-	return ""
+	return testdep.Need(t, "curl", "curl")
 }
 
 // TestCurl drives the server with the real curl: the README's examples, and

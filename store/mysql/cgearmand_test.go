@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"gearmand/store/internal/cgearmand"
+	"gearmand/internal/cgearmand"
 	"gearmand/store/mysql/mariadbtest"
 )
 

@@ -18,8 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"gearmand/client"
+	"gearmand/internal/cgearmand"
 	"gearmand/store"
-	"gearmand/store/internal/cgearmand"
 	"gearmand/store/internal/queuetable"
 	"gearmand/store/mysql/mariadbtest"
 	"gearmand/store/storetest"

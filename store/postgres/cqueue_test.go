@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gearmand/internal/cgearmand"
 	"gearmand/store"
-	"gearmand/store/internal/cgearmand"
 	"gearmand/store/postgres/pgtest"
 	"gearmand/store/storetest"
 )

@@ -12,8 +12,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"gearmand/internal/cgearmand"
 	"gearmand/store"
-	"gearmand/store/internal/cgearmand"
 	"gearmand/store/storetest"
 )
 

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"gearmand/internal/testdep"
 	"gearmand/store"
 )
 
@@ -96,7 +97,7 @@ func needRedis(tb testing.TB) {
 	if shared.missing == "" {
 		return
 	}
-	if os.Getenv("CI") == "true" {
+	if testdep.InCI() {
 		tb.Fatalf("CI=true needs a Redis: %s", shared.missing)
 	}
 	tb.Skip(shared.missing)
@@ -105,13 +106,7 @@ func needRedis(tb testing.TB) {
 // needRedisServer is needRedis for tests that start their own server.
 func needRedisServer(tb testing.TB) {
 	tb.Helper()
-	if _, err := exec.LookPath("redis-server"); err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("CI=true needs redis-server in PATH: install Debian package redis-server")
-	}
-	tb.Skip("no redis-server in PATH: install Debian package redis-server")
+	testdep.Need(tb, "redis-server", "redis-server")
 }
 
 var namespaces atomic.Uint64

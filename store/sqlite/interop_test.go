@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"gearmand/client"
+	"gearmand/internal/cgearmand"
 	"gearmand/store"
-	"gearmand/store/internal/cgearmand"
 	"gearmand/store/storetest"
 )
 

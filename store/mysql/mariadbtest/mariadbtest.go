@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"gearmand/internal/testdep"
 )
 
 // EnvDSN names the environment variable holding the go-sql-driver DSN
@@ -123,7 +125,7 @@ func Server(tb testing.TB) *DB {
 	switch {
 	case !errors.Is(err, errNoMariaDB):
 		tb.Fatalf("mariadbtest: starting a throwaway MariaDB: %v", err)
-	case os.Getenv("CI") == "true":
+	case testdep.InCI():
 		tb.Fatalf("no MariaDB to test against (CI=true, so this fails): %v; install the Debian package mariadb-server or set %s", err, EnvDSN)
 	default:
 		tb.Skipf("no MariaDB to test against: %v; install the Debian package mariadb-server or set %s", err, EnvDSN)

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"gearmand/internal/testdep"
 )
 
 // EnvURL names the environment variable holding the URL of a PostgreSQL
@@ -106,7 +108,7 @@ func Server(tb testing.TB) *DB {
 	switch {
 	case !errors.Is(err, errNoPostgres):
 		tb.Fatalf("pgtest: starting a throwaway PostgreSQL: %v", err)
-	case os.Getenv("CI") == "true":
+	case testdep.InCI():
 		tb.Fatalf("no PostgreSQL to test against (CI=true, so this fails): %v; install the Debian package postgresql or set %s", err, EnvURL)
 	default:
 		tb.Skipf("no PostgreSQL to test against: %v; install the Debian package postgresql or set %s", err, EnvURL)

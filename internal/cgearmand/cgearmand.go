@@ -1,7 +1,8 @@
 // Package cgearmand runs the real C gearmand (Debian package
-// gearman-job-server) for the tests of stores that take over the jobs it
-// left in its persistent queue: a test starts it with that queue's flags,
-// queues background jobs through it, stops it, and looks at what it left.
+// gearman-job-server) for the tests that share its persistent queues: the
+// stores that take over or share the jobs it left, and the drop-in tests
+// of the binary. A test starts it with a queue's flags, queues background
+// jobs through it, stops it, and looks at what it left.
 //
 // Without the binary a test skips, naming the package to install, except
 // under CI=true, where it fails.
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"gearmand/client"
+	"gearmand/internal/testdep"
 	"gearmand/store"
 )
 
@@ -37,27 +39,12 @@ type Server struct {
 	exited chan struct{}
 }
 
-// need returns the path of prog; when it is missing it skips the test,
-// or fails it under CI=true.
-func need(tb testing.TB, prog, pkg string) string {
-	tb.Helper()
-	p, err := exec.LookPath(prog)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("CI=true needs %s: install Debian package %s", prog, pkg)
-	}
-	tb.Skipf("no %s: install Debian package %s", prog, pkg)
-	return ""
-}
-
 // Start runs C gearmand with args (its queue flags) on a free loopback
 // port and returns once it answers ECHO_REQ. The test's cleanup stops it
 // if the test did not.
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
-	path := need(tb, Path, "gearman-job-server")
+	path := testdep.Need(tb, Path, "gearman-job-server")
 	var last error
 	for range 5 { // a free port may be taken again before gearmand binds it
 		s, err := start(tb, path, args)
@@ -189,7 +176,7 @@ func (s *Server) SubmitCLI(tb testing.TB, function, data string) {
 // stdin is empty; stdin carries any bytes, NULs included.
 func (s *Server) RunCLI(tb testing.TB, stdin []byte, args ...string) []byte {
 	tb.Helper()
-	gearman := need(tb, "gearman", "gearman-tools")
+	gearman := testdep.Need(tb, "gearman", "gearman-tools")
 	host, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command(gearman, append([]string{"-h", host, "-p", port}, args...)...)
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -293,7 +280,7 @@ func (c *Child) Kill() {
 // exits 0 or still runs after 30s (it is then killed).
 func StartFails(tb testing.TB, args ...string) string {
 	tb.Helper()
-	path := need(tb, Path, "gearman-job-server")
+	path := testdep.Need(tb, Path, "gearman-job-server")
 	log := filepath.Join(tb.TempDir(), "gearmand.log")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
