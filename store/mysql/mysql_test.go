@@ -79,6 +79,23 @@ func TestConformance(t *testing.T) {
 		return open(t, storeConfigs[old])
 	}), storetest.Corrupt(func(t *testing.T, s store.Store, seq uint64) {
 		execSQL(t, s.(*Store).DB(), "UPDATE gearman_queue SET priority = 7 WHERE seq = ?", seq)
+	}), storetest.Registered([]string{"MySQL"}, func(t *testing.T) store.Options {
+		return store.Options{Extra: map[string]string{
+			extraHost: db.Host, extraPort: strconv.Itoa(db.Port), extraUser: db.User,
+			extraPassword: db.Password, extraDatabase: db.NewDatabase(t),
+		}}
+	}), storetest.Outage(func(t *testing.T) (store.Store, storetest.Server, time.Duration) {
+		if !db.Throwaway() {
+			t.Skip("the outage test stops the server: it needs a throwaway one")
+		}
+		cfg := config(db, db.NewDatabase(t))
+		cfg.Timeout = time.Second
+		return openStore(t, cfg), storetest.Server{
+			Kill:   func(t *testing.T) { db.Kill(t) },
+			Start:  func(t *testing.T) { db.Start(t) },
+			Freeze: func(t *testing.T) { db.Freeze(t) },
+			Thaw:   func(t *testing.T) { db.Thaw(t) },
+		}, cfg.Timeout
 	}))
 }
 
@@ -311,74 +328,6 @@ func TestTooLarge(t *testing.T) {
 	got := storetest.ReplayAll(t, s)
 	if len(got) != 2 || !storetest.Equal(got[0], storetest.Sample(1)) || !storetest.Equal(got[1], fits) {
 		t.Errorf("stored %d records, want 1 and 4: the failed batch must change nothing", len(got))
-	}
-}
-
-// TestOutage kills the server, then freezes it: Apply fails with
-// ErrUnavailable within the timeout each time, and works again once the
-// server is back, on the same data.
-func TestOutage(t *testing.T) {
-	db := mariadbtest.Server(t)
-	if !db.Throwaway() {
-		t.Skip("the outage test stops the server: it needs a throwaway one")
-	}
-	cfg := config(db, db.NewDatabase(t))
-	cfg.Timeout = time.Second
-	s := openStore(t, cfg)
-	ctx := context.Background()
-	apply := func(seq uint64) error {
-		return s.Apply(ctx, store.Batch{Adds: []store.Record{storetest.Sample(seq)}})
-	}
-	if err := apply(1); err != nil {
-		t.Fatal(err)
-	}
-	failsInTime := func(what string, seq uint64) {
-		t.Helper()
-		start := time.Now()
-		err := apply(seq)
-		took := time.Since(start)
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Fatalf("Apply with the server %s: %v; want ErrUnavailable", what, err)
-		}
-		// Each connection attempt and each read is bounded by Timeout;
-		// database/sql tries a few connections.
-		if took > 6*cfg.Timeout {
-			t.Errorf("Apply with the server %s took %v", what, took)
-		}
-		t.Logf("server %s: Apply failed after %v: %v", what, took.Round(time.Millisecond), err)
-	}
-	worksAgain := func(seq uint64) {
-		t.Helper()
-		var err error
-		waitUntil(t, 30*time.Second, "Apply to work again", func() bool {
-			err = apply(seq)
-			return err == nil
-		})
-	}
-
-	db.Kill(t)
-	failsInTime("killed", 2)
-	if err := s.Replay(ctx, func(store.Record) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("Replay with the server killed: %v; want ErrUnavailable", err)
-	}
-	db.Start(t)
-	worksAgain(3)
-
-	db.Freeze(t)
-	failsInTime("frozen", 4)
-	db.Thaw(t)
-	worksAgain(5)
-
-	var got []uint64
-	if err := s.Replay(ctx, func(r store.Record) error { got = append(got, r.Seq); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	// An Apply that failed may still have committed (its answer lost),
-	// so 2 and 4 may be there; 1, 3 and 5 must.
-	for _, seq := range []uint64{1, 3, 5} {
-		if !slices.Contains(got, seq) {
-			t.Errorf("record %d is missing after the outage: have %v", seq, got)
-		}
 	}
 }
 
