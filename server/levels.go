@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"gearmand/store"
 )
 
 // gearmand's log levels as slog levels. ERROR, WARNING, INFO and DEBUG are
@@ -11,7 +13,7 @@ import (
 const (
 	LevelDebug    = slog.LevelDebug
 	LevelInfo     = slog.LevelInfo
-	LevelNotice   = slog.Level(2)
+	LevelNotice   = store.LevelNotice // slog.Level(2), also for the store drivers
 	LevelWarning  = slog.LevelWarn
 	LevelError    = slog.LevelError
 	LevelCritical = slog.Level(12)

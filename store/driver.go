@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"syscall"
 )
+
+// LevelNotice is gearmand's NOTICE level (server.LevelNotice is this),
+// which the server logs at every --verbose: a driver tells the operator at
+// it what must be seen at start, such as how many jobs it took over from C
+// gearmand.
+const LevelNotice = slog.Level(2)
 
 // Helpers that drivers share, so that each maps errors, shows keys and
 // replays in chunks the same way.

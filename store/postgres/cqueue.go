@@ -25,11 +25,6 @@ const DefaultImportTable = "queue"
 // takes nothing over.
 const ExtraImportTable = "import-table"
 
-// levelNotice is gearmand's NOTICE level (server.LevelNotice, which the
-// server shows at every --verbose, as it shows its own replay count): the
-// number of jobs taken over from C gearmand is logged at it.
-const levelNotice = slog.Level(2)
-
 // importTimeout bounds the transaction that moves C gearmand's jobs into
 // the store: the whole table moves at once, so it gets longer than an
 // Apply.
@@ -221,7 +216,7 @@ func (s *Store) importCQueue(ctx context.Context, table string, log *slog.Logger
 		return fail(err)
 	}
 	if moved > 0 {
-		log.Log(ctx, levelNotice, fmt.Sprintf("postgres: took over %d jobs that C gearmand left in table %s", moved, t.name),
+		log.Log(ctx, store.LevelNotice, fmt.Sprintf("postgres: took over %d jobs that C gearmand left in table %s", moved, t.name),
 			"jobs", moved, "table", t.name, "namespace", s.namespace)
 	}
 	if left > 0 {

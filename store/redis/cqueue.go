@@ -31,11 +31,6 @@ const (
 	ExtraImportFunctions = "import-functions"
 )
 
-// levelNotice is gearmand's NOTICE level (server.LevelNotice, which the
-// server shows at every --verbose, as it shows its own replay count): the
-// number of jobs taken over from C gearmand is logged at it.
-const levelNotice = slog.Level(2)
-
 // Paging of the takeover: SCAN asks for about importScanCount keys a
 // call; a watched transaction moves the C keys one call returned, or a
 // run of them holding at most replayPageBytes of data, and is tried again
@@ -408,7 +403,7 @@ func (imp *importer) move(ctx context.Context, ck []cKey) (moved []cKey, left []
 // it split by guess, and which it left alone.
 func (imp *importer) report() {
 	if imp.moved > 0 {
-		imp.log.Log(context.Background(), levelNotice, fmt.Sprintf("redis: took over %d jobs that C gearmand left in keys %s-*", imp.moved, imp.prefix),
+		imp.log.Log(context.Background(), store.LevelNotice, fmt.Sprintf("redis: took over %d jobs that C gearmand left in keys %s-*", imp.moved, imp.prefix),
 			"jobs", imp.moved, "prefix", imp.prefix, "namespace", imp.s.cfg.Namespace)
 	}
 	if len(imp.ambiguous) > 0 {
