@@ -253,7 +253,11 @@ func dialect(path string) *queuetable.Dialect {
 			return errors.As(err, &se) &&
 				(se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 		},
-		Interpret: func(err error) error { return interpretError(path, err) },
+		// A statement waits only on the file, and on another process's
+		// lock no longer than the busy timeout; modernc's interrupt would
+		// cost a goroutine per statement.
+		Uncancelled: true,
+		Interpret:   func(err error) error { return interpretError(path, err) },
 	}
 }
 

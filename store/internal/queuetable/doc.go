@@ -77,8 +77,12 @@
 // # Apply
 //
 // Each Apply is one transaction: DELETE ... WHERE seq IN (...) of the
-// batch's deletes and of the Seqs its adds replace, then multi-row INSERTs
-// of the adds, then COMMIT; Apply returns nil only after COMMIT returned.
+// batch's deletes, then multi-row INSERTs of the adds, then COMMIT; Apply
+// returns nil only after COMMIT returned. An add whose Seq is stored
+// replaces that row (a batch retried after a COMMIT whose outcome was not
+// known): the INSERT fails on the index on seq and changes nothing, the
+// rows of its adds' Seqs are deleted, and it runs again. Adds almost never
+// replace anything, so this costs no statement when they do not.
 // The statements are prepared at Open in sizes of 1, 2, 4 ... 64 rows
 // (256 Seqs for DELETE), within Dialect.MaxParams, and a batch is cut into
 // the largest that fit, so no batch makes the engine parse SQL. The adds

@@ -107,6 +107,15 @@ type Dialect struct {
 	// the transaction usable, as both engines do by default.
 	IsDuplicate func(err error) bool
 
+	// Uncancelled, if true, runs Apply's statements under a context
+	// without cancellation (context.WithoutCancel): Apply checks ctx
+	// before it begins and before COMMIT, and otherwise runs to the end.
+	// For engines whose driver pays for every cancellable statement
+	// (modernc.org/sqlite starts a goroutine per statement to interrupt
+	// it) and whose statements wait on nothing but the local disk and,
+	// bounded by a busy timeout, another process's lock.
+	Uncancelled bool
+
 	// Interpret maps an engine error to one that wraps a store sentinel
 	// (with store.Wrap), or returns nil when err is none it knows, which
 	// is then returned as it is. It is called once per failure, from
@@ -396,6 +405,10 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 }
 
 func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
+	cancelled := ctx
+	if s.d.Uncancelled {
+		ctx = context.WithoutCancel(ctx)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -405,21 +418,14 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	ids := make([]any, 0, len(b.Deletes)+len(b.Adds))
+	ids := make([]any, 0, max(len(b.Deletes), min(len(b.Adds), maxInsertRows)))
 	for _, seq := range b.Deletes {
 		if seq <= math.MaxInt64 { // no larger Seq can be stored
 			ids = append(ids, int64(seq))
 		}
 	}
-	for i := range b.Adds {
-		ids = append(ids, int64(b.Adds[i].Seq))
-	}
-	for len(ids) > 0 {
-		st, n := sized(s.deletes, len(ids))
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, ids[:n]...); err != nil {
-			return err
-		}
-		ids = ids[n:]
+	if err := s.deleteSeqs(ctx, tx, ids); err != nil {
+		return err
 	}
 	dup := duplicates(b.Adds)
 	if dup != nil {
@@ -441,16 +447,47 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 		for i := range adds[:n] {
 			args = s.appendRow(args, &adds[i], dup != nil && dup[first+i])
 		}
-		_, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		insert := tx.StmtContext(ctx, st)
+		_, err := insert.ExecContext(ctx, args...)
 		if err != nil && s.d.IsDuplicate(err) {
-			err = s.insertOneByOne(ctx, tx, adds[:n])
+			// The statement changed nothing. Either an add replaces the
+			// stored record of its Seq (a batch retried after a COMMIT
+			// whose outcome was unknown), or it collides on C's key:
+			// delete the rows of these Seqs and try again, then one by
+			// one.
+			ids = ids[:0]
+			for i := range adds[:n] {
+				ids = append(ids, int64(adds[i].Seq))
+			}
+			if err = s.deleteSeqs(ctx, tx, ids); err == nil {
+				_, err = insert.ExecContext(ctx, args...)
+			}
+			if err != nil && s.d.IsDuplicate(err) {
+				err = s.insertOneByOne(ctx, tx, adds[:n])
+			}
 		}
 		if err != nil {
 			return err
 		}
 		adds, first = adds[n:], first+n
 	}
+	if err := cancelled.Err(); err != nil {
+		return err
+	}
 	return tx.Commit()
+}
+
+// deleteSeqs deletes the rows of the Seqs in ids (int64s) in the largest
+// prepared DELETEs that fit.
+func (s *Store) deleteSeqs(ctx context.Context, tx *sql.Tx, ids []any) error {
+	for len(ids) > 0 {
+		st, n := sized(s.deletes, len(ids))
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, ids[:n]...); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // duplicates marks the adds whose unique and function an earlier add of
