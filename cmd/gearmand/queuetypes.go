@@ -24,9 +24,10 @@ const builtinQueue = "builtin"
 func addStoreFlags(fs *pflag.FlagSet) {
 	for _, d := range store.Drivers() {
 		for _, f := range d.Flags {
-			fs.String(f.Name, f.Default, f.Usage)
 			if f.Switch {
-				fs.Lookup(f.Name).NoOptDefVal = "true"
+				fs.Bool(f.Name, f.Default == "true", f.Usage)
+			} else {
+				fs.String(f.Name, f.Default, f.Usage)
 			}
 			if d.Refusal != "" {
 				fs.MarkHidden(f.Name)
