@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -63,7 +64,32 @@ type CommitterConfig[T any] struct {
 	// monitoring. It is called from the committer's goroutine, before
 	// OnCommit, so it must be quick and must not block.
 	Observe func(Commit)
+	// Timeout bounds how long a write-through add waits for the store
+	// (0: no bound). An add not durable within Timeout of its Add is
+	// reported through OnCommit with an error wrapping ErrTimeout, from
+	// the committer's watchdog goroutine, whatever the store is doing:
+	// one still waiting in the queue is dropped and never written; one in
+	// an Apply that has not returned is abandoned by its submitter. If
+	// that Apply later succeeds, the record is stored although its
+	// submitter was refused: OnLate is then told, so that the job is not
+	// left stored but unknown (at least once).
+	Timeout time.Duration
+	// OnLate is called, from the committer's goroutine, with the records
+	// of adds that OnCommit already reported as timed out but whose Apply
+	// then succeeded: they are durable. The slice is the committer's and
+	// must not be kept; the records' Data may be. Nil: nobody is told, and
+	// the records stay stored until the next Replay brings them back.
+	OnLate func([]Record)
+	// Admit, when set, is asked by Add (not Update) whether a new add may
+	// be queued now; a non-nil answer is returned by Add and nothing is
+	// queued. It is called with the caller's locks held: it must be quick
+	// and must not block (the space guard reads an atomic).
+	Admit func() error
 }
+
+// ErrTimeout is wrapped by the error OnCommit reports for an add that was
+// not durable within CommitterConfig.Timeout.
+var ErrTimeout = errors.New("store: no answer within the store timeout")
 
 // Commit describes one Apply for monitoring: its size, how long the store
 // took, and its outcome.
@@ -83,8 +109,10 @@ type Commit struct {
 // finished just before a crash may come back on replay.
 //
 // Add, Update and Delete never block and never call back into the caller;
-// they are safe to call with the caller's own locks held. OnCommit is called
-// with no Committer lock held.
+// they are safe to call with the caller's own locks held. OnCommit and
+// OnLate are called with no Committer lock held, one call at a time: from
+// the committer's goroutine, or for adds that outlived Timeout from its
+// watchdog goroutine.
 type Committer[T any] struct {
 	store Store
 	cfg   CommitterConfig[T]
@@ -110,7 +138,15 @@ type Committer[T any] struct {
 		// that succeeded, emptied, for take to hand to Add next.
 		spareAdds    []pendingAdd[T]
 		spareDeletes []uint64
+		// inflight is the batch in the Apply running (nil between
+		// Applies); the watchdog marks its adds that outlive Timeout.
+		inflight []pendingAdd[T]
 	}
+	// reporting is held across each call of OnCommit and OnLate, and by
+	// the watchdog from marking adds timed out until it has reported
+	// them, so that an add's timeout is always reported before its late
+	// success.
+	reporting sync.Mutex
 	// batch and tokens are apply's, reused from batch to batch (only the
 	// committer's goroutine touches them).
 	batch   []Record
@@ -123,12 +159,16 @@ type Committer[T any] struct {
 	// hangs cannot hold Close past its context.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// watched is closed when the watchdog ends (nil without one).
+	watched chan struct{}
 }
 
 type pendingAdd[T any] struct {
 	rec      Record
 	token    T
 	hasToken bool
+	added    time.Time // when Add queued it (write-through with Timeout only)
+	timedOut bool      // reported to OnCommit as timed out
 }
 
 // NewCommitter starts a Committer over s. Close stops it.
@@ -149,6 +189,10 @@ func NewCommitter[T any](s Store, cfg CommitterConfig[T]) *Committer[T] {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.roomFree = make(chan struct{})
 	go c.run()
+	if cfg.Timeout > 0 && cfg.Mode == WriteThrough {
+		c.watched = make(chan struct{})
+		go c.watch()
+	}
 	return c
 }
 
@@ -166,8 +210,20 @@ func (c *Committer[T]) Pending() (adds, bytes int) {
 // Add queues r. In write-through mode token comes back through OnCommit
 // once the batch holding r is durable or has failed. The caller must not
 // modify r.Data afterwards. After Close it returns ErrClosed.
+//
+// When CommitterConfig.Admit refuses, Add returns its error and queues
+// nothing.
 func (c *Committer[T]) Add(r Record, token T) error {
-	return c.add(pendingAdd[T]{rec: r, token: token, hasToken: c.cfg.Mode == WriteThrough})
+	if c.cfg.Admit != nil {
+		if err := c.cfg.Admit(); err != nil {
+			return err
+		}
+	}
+	a := pendingAdd[T]{rec: r, token: token, hasToken: c.cfg.Mode == WriteThrough}
+	if a.hasToken && c.cfg.Timeout > 0 {
+		a.added = time.Now()
+	}
+	return c.add(a)
 }
 
 // Update queues r to replace the stored record of the same Seq (to record
@@ -263,6 +319,11 @@ func (c *Committer[T]) Close(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	c.wake()
+	defer func() {
+		if c.watched != nil {
+			<-c.watched // it ends once done is closed
+		}
+	}()
 	select {
 	case <-c.done:
 		return nil
@@ -280,6 +341,80 @@ func (c *Committer[T]) Close(ctx context.Context) error {
 		<-c.done
 		return ctx.Err()
 	}
+}
+
+// watch is the watchdog goroutine: it fails write-through adds that have
+// waited Timeout, until the committer's goroutine ends. It looks twenty
+// times per Timeout, so an add is answered within Timeout and a
+// twentieth.
+func (c *Committer[T]) watch() {
+	defer close(c.watched)
+	tick := time.NewTicker(max(c.cfg.Timeout/20, time.Millisecond))
+	defer tick.Stop()
+	var tokens []T
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-tick.C:
+			tokens = c.expire(now, tokens[:0])
+			clear(tokens)
+		}
+	}
+}
+
+// expire reports the write-through adds that have waited Timeout at now:
+// those still queued are dropped, those in the Apply running are marked,
+// and all are reported to OnCommit with an error wrapping ErrTimeout.
+// tokens is scratch space, returned for reuse.
+func (c *Committer[T]) expire(now time.Time, tokens []T) []T {
+	c.reporting.Lock()
+	defer c.reporting.Unlock()
+	deadline := now.Add(-c.cfg.Timeout)
+	expired := func(a *pendingAdd[T]) bool {
+		return a.hasToken && !a.timedOut && !a.added.After(deadline)
+	}
+	c.mu.Lock()
+	inflight := 0
+	for i := range c.mu.inflight {
+		if a := &c.mu.inflight[i]; expired(a) {
+			a.timedOut = true
+			tokens = append(tokens, a.token)
+			inflight++
+		}
+	}
+	kept, dropped := c.mu.adds[:0], 0
+	for _, a := range c.mu.adds {
+		if expired(&a) {
+			tokens = append(tokens, a.token)
+			c.mu.pending--
+			c.mu.bytes -= len(a.rec.Data)
+			dropped++
+			continue
+		}
+		kept = append(kept, a)
+	}
+	clear(c.mu.adds[len(kept):])
+	c.mu.adds = kept
+	if len(kept) == 0 {
+		c.mu.oldest = time.Time{}
+	}
+	if dropped > 0 {
+		c.freeRoomLocked()
+	}
+	c.mu.Unlock()
+	if len(tokens) == 0 {
+		return tokens
+	}
+	err := fmt.Errorf("%w (%v): the job was not created", ErrTimeout, c.cfg.Timeout)
+	if inflight > 0 {
+		err = fmt.Errorf("%w (%v): the job was not created; if the store's write lands later, the job is kept and runs", ErrTimeout, c.cfg.Timeout)
+	}
+	c.log.Error("store did not answer in time; submitters refused", "timeout", c.cfg.Timeout, "in_flight", inflight, "queued", dropped)
+	if c.cfg.OnCommit != nil {
+		c.cfg.OnCommit(tokens, err)
+	}
+	return tokens
 }
 
 // run is the committer's goroutine: take everything queued, Apply it, report,
@@ -366,16 +501,13 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 			deleted[s] = true
 		}
 	}
-	tokens := c.tokens[:0]
 	for _, a := range adds {
-		if a.hasToken {
-			tokens = append(tokens, a.token)
-		}
 		if !deleted[a.rec.Seq] {
 			b.Adds = append(b.Adds, a.rec)
 		}
 	}
 	b.Adds = lastPerSeq(b.Adds)
+	tokens := c.tokens[:0]
 	defer func() {
 		// Keep the slices for the next batch, without what they point to
 		// (lastPerSeq may have left records past the length).
@@ -383,10 +515,30 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 		clear(tokens)
 		c.batch, c.tokens = keepable(b.Adds), keepable(tokens)
 	}()
+	c.mu.Lock()
+	c.mu.inflight = adds
+	c.mu.Unlock()
 	start := time.Now()
 	err := c.store.Apply(c.ctx, b)
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(Commit{Adds: len(b.Adds), Deletes: len(b.Deletes), Duration: time.Since(start), Err: err})
+	}
+	// From here on the watchdog leaves this batch alone: its adds that it
+	// already reported are late, the others are reported below.
+	c.reporting.Lock()
+	defer c.reporting.Unlock()
+	c.mu.Lock()
+	c.mu.inflight = nil
+	c.mu.Unlock()
+	var late []Record
+	for _, a := range adds {
+		switch {
+		case !a.hasToken:
+		case !a.timedOut:
+			tokens = append(tokens, a.token)
+		case err == nil && !deleted[a.rec.Seq]:
+			late = append(late, a.rec)
+		}
 	}
 	settled := adds
 	if err != nil && !errors.Is(err, ErrLocked) {
@@ -408,6 +560,12 @@ func (c *Committer[T]) apply(adds []pendingAdd[T], deletes []uint64) error {
 	c.release(settled)
 	if len(tokens) > 0 && c.cfg.OnCommit != nil {
 		c.cfg.OnCommit(tokens, err)
+	}
+	if len(late) > 0 {
+		c.log.Warn("store wrote jobs after their submitters were refused for the store timeout; they are kept and run", "jobs", len(late))
+		if c.cfg.OnLate != nil {
+			c.cfg.OnLate(late)
+		}
 	}
 	return err
 }

@@ -807,3 +807,106 @@ func TestLockedIsFinal(t *testing.T) {
 	applies := f.Applies()
 	never(t, "a retry of the refused batch", func() bool { return f.Applies() > applies })
 }
+
+// lateRecords records what OnLate reported.
+type lateRecords struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (l *lateRecords) onLate(rs []store.Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range rs {
+		l.seqs = append(l.seqs, r.Seq)
+	}
+}
+
+func (l *lateRecords) snapshot() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.seqs)
+}
+
+// TestTimeoutAnswersWhileTheStoreHangs: with Apply held, every add is
+// reported within Timeout as ErrTimeout; the queued ones are never
+// written, and the one in flight, once its Apply lands, goes to OnLate
+// and is stored.
+func TestTimeoutAnswersWhileTheStoreHangs(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	var got outcomes
+	var late lateRecords
+	c, f := newCommitter(t, store.CommitterConfig[int]{Timeout: timeout, OnCommit: got.onCommit, OnLate: late.onLate})
+	f.Hold()
+	start := time.Now()
+	add(t, c, 1)
+	eventually(t, "the first Apply is held", func() bool { return f.Held() == 1 })
+	add(t, c, 2)
+	add(t, c, 3)
+	eventually(t, "every add is reported", func() bool { return got.reported() == 3 })
+	if waited := time.Since(start); waited > 2*timeout {
+		t.Errorf("answered after %v, want within about %v", waited, timeout)
+	}
+	for _, call := range got.snapshot() {
+		if !errors.Is(call.err, store.ErrTimeout) {
+			t.Errorf("OnCommit(%v, %v), want ErrTimeout", call.tokens, call.err)
+		}
+	}
+	if adds, _ := c.Pending(); adds != 1 {
+		t.Errorf("Pending() = %d adds while one Apply is held, want 1 (the queued ones dropped)", adds)
+	}
+	if len(late.snapshot()) != 0 {
+		t.Errorf("OnLate called before the held Apply landed: %v", late.snapshot())
+	}
+	f.Release()
+	eventually(t, "the late add reaches OnLate", func() bool { return len(late.snapshot()) == 1 })
+	if seqs := late.snapshot(); !slices.Equal(seqs, []uint64{1}) {
+		t.Errorf("OnLate got %v, want [1]", seqs)
+	}
+	eventually(t, "nothing is pending", func() bool { adds, _ := c.Pending(); return adds == 0 })
+	if n := got.reported(); n != 3 {
+		t.Errorf("%d tokens reported, want each of 3 once", n)
+	}
+	if seqs := replaySeqs(t, f); !slices.Equal(seqs, []uint64{1}) {
+		t.Errorf("stored %v, want [1]: the queued adds must never be written", seqs)
+	}
+}
+
+// TestTimeoutLeavesQuickAddsAlone: adds durable well within Timeout are
+// reported once, as stored, and OnLate is never called.
+func TestTimeoutLeavesQuickAddsAlone(t *testing.T) {
+	var got outcomes
+	var late lateRecords
+	c, f := newCommitter(t, store.CommitterConfig[int]{Timeout: time.Second, OnCommit: got.onCommit, OnLate: late.onLate})
+	f.SetDelay(time.Millisecond)
+	for seq := uint64(1); seq <= 200; seq++ {
+		add(t, c, seq)
+	}
+	eventually(t, "every add is reported", func() bool { return got.reported() == 200 })
+	for _, call := range got.snapshot() {
+		if call.err != nil {
+			t.Errorf("OnCommit(%v, %v), want nil", call.tokens, call.err)
+		}
+	}
+	if seqs := late.snapshot(); len(seqs) != 0 {
+		t.Errorf("OnLate got %v", seqs)
+	}
+}
+
+// TestAdmitRefusesAdds: Admit's error comes back from Add and nothing is
+// queued, while Update still queues.
+func TestAdmitRefusesAdds(t *testing.T) {
+	errFull := errors.New("disk nearly full")
+	var got outcomes
+	c, f := newCommitter(t, store.CommitterConfig[int]{OnCommit: got.onCommit, Admit: func() error { return errFull }})
+	if err := c.Add(storetest.Sample(1), 1); !errors.Is(err, errFull) {
+		t.Fatalf("Add: %v, want the Admit error", err)
+	}
+	if err := c.Update(storetest.Sample(2)); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	eventually(t, "the update is stored", func() bool { return len(replaySeqs(t, f)) == 1 })
+	if seqs := replaySeqs(t, f); !slices.Equal(seqs, []uint64{2}) {
+		t.Errorf("stored %v, want [2]", seqs)
+	}
+}
