@@ -409,6 +409,20 @@ func TestConfigFileErrors(t *testing.T) {
 	}
 }
 
+// TestEmptyQueueType: gearmand's own tests start it with --queue-type=,
+// which takes the default.
+func TestEmptyQueueType(t *testing.T) {
+	for _, args := range [][]string{{"--queue-type="}, {"-q", ""}} {
+		o, err := parseOptions(args, env())
+		if err != nil {
+			t.Fatalf("parseOptions(%q): %v", args, err)
+		}
+		if o.queueType != defaultQueueType || o.storeDriver != defaultQueueType {
+			t.Errorf("parseOptions(%q): queue type %q, driver %q; want the default, %s", args, o.queueType, o.storeDriver, defaultQueueType)
+		}
+	}
+}
+
 func TestConfigTokens(t *testing.T) {
 	got := configTokens([]byte("# c\n  -p 1\t--listen=x #y z\n\n--exceptions\r\n#\n-v"))
 	want := []string{"-p", "1", "--listen=x", "--exceptions", "-v"}

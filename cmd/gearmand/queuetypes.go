@@ -48,8 +48,13 @@ func queueTypeNames() string {
 }
 
 // selectQueueType finds the driver named by --queue-type (nil for
-// builtin) and checks that no other store's flags were given.
+// builtin) and checks that no other store's flags were given. An empty
+// name is the default, as gearmand takes it (its own tests pass
+// --queue-type= to mean that).
 func selectQueueType(name string, fs *pflag.FlagSet) (*store.Driver, error) {
+	if name == "" {
+		name = defaultQueueType
+	}
 	selected := builtinQueue
 	var d *store.Driver
 	if !strings.EqualFold(name, builtinQueue) {
