@@ -125,6 +125,10 @@ func model(data []byte, maxPacket, maxLine int) []event {
 		args := [][]byte{}
 		if n := t.NumArgs(); n > 0 {
 			args = bytes.SplitN(payload, []byte{0}, n)
+			if len(args) == 1 && n == 2 && workResult(t) {
+				// The handle alone: empty data (see protocol.Split).
+				args = append(args, []byte{})
+			}
 			if len(args) < n {
 				events = append(events, packetError("INVALID_PACKET", m, t))
 				continue
@@ -255,4 +259,14 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// workResult reports whether t is a work result packet whose empty data may
+// come without the NUL before it.
+func workResult(t protocol.Type) bool {
+	switch t {
+	case protocol.WorkComplete, protocol.WorkData, protocol.WorkWarning, protocol.WorkException:
+		return true
+	}
+	return false
 }

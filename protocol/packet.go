@@ -185,6 +185,16 @@ func (t Type) Layout() (fields int, data bool) {
 	return l.fields, l.data
 }
 
+// dataOmittable reports whether t is one of the work result packets whose
+// data, when empty, some workers send without the NUL before it (see Split).
+func (t Type) dataOmittable() bool {
+	switch t {
+	case WorkComplete, WorkData, WorkWarning, WorkException:
+		return true
+	}
+	return false
+}
+
 // NumArgs is the number of elements Split returns for t.
 func (t Type) NumArgs() int {
 	f, d := t.Layout()
@@ -214,6 +224,13 @@ func (p *Packet) Arg(i int) []byte {
 // returning the result. It reports false when the payload holds fewer NUL
 // terminators than t requires; the search never looks past the payload.
 // For a type with no arguments the payload is ignored.
+//
+// One exception: a WORK_COMPLETE, WORK_DATA, WORK_WARNING or WORK_EXCEPTION
+// that is the job handle alone, with no NUL after it, splits into that
+// handle and empty data. Perl's Gearman::Worker (2.004.015, Debian's
+// libgearman-client-perl) sends those packets so whenever the job's result
+// is false in Perl ("" or "0"); C gearmand closes such a connection and the
+// job never completes.
 func Split(t Type, payload []byte, args [][]byte) ([][]byte, bool) {
 	args = args[:0]
 	fields, data := t.Layout()
@@ -224,6 +241,10 @@ func Split(t Type, payload []byte, args [][]byte) ([][]byte, bool) {
 	rest := payload
 	for i := 0; i < terminated; i++ {
 		n := bytes.IndexByte(rest, 0)
+		if n < 0 && i == terminated-1 && data && t.dataOmittable() {
+			end := len(rest)
+			return append(args, rest[:end:end], rest[end:end:end]), true
+		}
 		if n < 0 {
 			return args, false
 		}
