@@ -427,6 +427,13 @@ func (q *Queue) nextLocked(s *Session) *Job {
 // PreSleep answers a worker about to sleep: NOOP at once if any of its
 // functions has a runnable job, otherwise it is marked asleep and will get
 // one NOOP when a job arrives.
+//
+// A worker that goes to sleep while it still holds jobs is no longer timed:
+// the CAN_DO_TIMEOUT timers of the jobs it holds stop, and those jobs run
+// until the worker ends them or is lost, as in C gearmand ("remove any
+// timeouts while sleeping"; libgearman sends PRE_SLEEP while holding a job
+// on some of its timeout paths). Jobs it grabs afterwards are timed again.
+// The timers stay when the answer is NOOP, as in C.
 func (q *Queue) PreSleep(s *Session) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -438,6 +445,9 @@ func (q *Queue) PreSleep(s *Session) {
 		}
 	}
 	s.sleeping, s.noopSent = true, false
+	for _, j := range s.assigned {
+		q.stopTimerLocked(j)
+	}
 }
 
 // CanDo registers s for function name, with a run-time limit per job when

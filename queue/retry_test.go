@@ -396,6 +396,60 @@ func TestCanDoTimeout(t *testing.T) {
 		})
 	}
 
+	// gearmand's t/client (gearman_worker_timeout): CAN_DO_TIMEOUT 1s, a
+	// 20-second job, and libgearman sends PRE_SLEEP while it holds the job.
+	// C gearmand stops timing a connection that goes to sleep, so the late
+	// result is the job's result; so do we. A job grabbed after waking is
+	// timed again.
+	t.Run("PRE_SLEEP while holding a job stops its timer", func(t *testing.T) {
+		h := newHarness(t, Config{JobRetries: -1})
+		c := h.connect("c")
+		w := h.connect("w")
+		h.q.CanDo(w.s, []byte("f"), time.Second)
+		held := h.submit(c, job("f", "", "long"))
+		h.assign(w)
+		h.q.PreSleep(w.s)
+		expectNothing(t, w)
+		if next := h.q.Tick(h.clock.Advance(2 * time.Second)); !next.IsZero() {
+			t.Fatalf("a timer is still pending at %v", next)
+		}
+		h.q.Tick(h.clock.Advance(20 * time.Second))
+		if j := h.jobInfo(held); !j.Running || j.Retries != 0 {
+			t.Fatalf("after sleeping 22s %+v, want still running, never retried", j)
+		}
+		h.complete(w, held, "done")
+		expect(t, c, protocol.WorkComplete, held, "done")
+
+		// Woken and grabbing again: the new job has its own timer.
+		again := h.submit(c, job("f", "", "next"))
+		expect(t, w, protocol.Noop)
+		t0 := h.clock.Now()
+		h.assign(w)
+		if next := h.q.Tick(t0); !next.Equal(t0.Add(time.Second)) {
+			t.Fatalf("next deadline +%v, want +1s", next.Sub(t0))
+		}
+		h.q.Tick(h.clock.Advance(time.Second))
+		if j := h.jobInfo(again); j.Running || j.Retries != 1 {
+			t.Fatalf("after its timeout %+v, want requeued", j)
+		}
+	})
+
+	t.Run("PRE_SLEEP answered with NOOP keeps the timers", func(t *testing.T) {
+		h := newHarness(t, Config{JobRetries: -1})
+		c := h.connect("c")
+		w := h.connect("w")
+		h.q.CanDo(w.s, []byte("f"), time.Second)
+		held := h.submit(c, job("f", "", "1", background))
+		h.submit(c, job("f", "", "2", background))
+		h.assign(w)
+		h.q.PreSleep(w.s)
+		expect(t, w, protocol.Noop)
+		h.q.Tick(h.clock.Advance(time.Second))
+		if j := h.jobInfo(held); j.Running || j.Retries != 1 {
+			t.Fatalf("after its timeout %+v, want requeued", j)
+		}
+	})
+
 	t.Run("two jobs on one worker have their own deadlines", func(t *testing.T) {
 		h := newHarness(t, Config{JobRetries: -1})
 		c := h.connect("c")
