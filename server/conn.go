@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -455,7 +456,13 @@ func (c *conn) work(t protocol.Type, m *protocol.Message) {
 		c.sendError("ARGUMENT_TOO_LARGE", textWorkFailSize)
 		return
 	}
-	err := c.srv.queue.Work(c.session, t, m.Args, m.Payload, m.Owned)
+	payload, owned := m.Payload, m.Owned
+	if len(m.Args) == 2 && len(payload) == len(m.Args[0]) {
+		// The handle alone, which protocol.Split reads as empty data:
+		// clients get it with the NUL, as a well-formed packet.
+		payload, owned = append(slices.Clip(m.Args[0]), 0), false
+	}
+	err := c.srv.queue.Work(c.session, t, m.Args, payload, owned)
 	if err == nil {
 		return
 	}

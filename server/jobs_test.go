@@ -338,3 +338,45 @@ func TestEchoSetClientIDAndEmptyFunction(t *testing.T) {
 	p.send(protocol.GrabJob, "ignored payload")
 	p.expect(protocol.NoJob)
 }
+
+// TestWorkResultsAsTheHandleAlone: Perl's Gearman::Worker sends WORK_DATA,
+// WORK_WARNING, WORK_COMPLETE and WORK_EXCEPTION as the job handle with no
+// NUL and no data when the result is false in Perl ("" or "0"). Each means
+// empty data: the job completes, the client gets empty results, and the
+// worker's next GRAB_JOB is answered as usual rather than with an ERROR.
+func TestWorkResultsAsTheHandleAlone(t *testing.T) {
+	addr := startServer(t, server.Config{JobRetries: -1, Exceptions: true})
+	client, worker := dial(t, addr), dial(t, addr)
+	worker.send(protocol.CanDo, "perl")
+
+	client.send(protocol.SubmitJob, "perl", "", "fg")
+	client.expect(protocol.JobCreated, "H:test:1")
+	worker.send(protocol.GrabJob)
+	worker.expect(protocol.JobAssign, "H:test:1", "perl", "fg")
+	worker.send(protocol.WorkData, "H:test:1")
+	worker.send(protocol.WorkWarning, "H:test:1")
+	worker.send(protocol.WorkComplete, "H:test:1")
+	client.expect(protocol.WorkData, "H:test:1", "")
+	client.expect(protocol.WorkWarning, "H:test:1", "")
+	client.expect(protocol.WorkComplete, "H:test:1", "")
+
+	client.send(protocol.SubmitJob, "perl", "", "ex")
+	client.expect(protocol.JobCreated, "H:test:2")
+	worker.send(protocol.GrabJob)
+	worker.expect(protocol.JobAssign, "H:test:2", "perl", "ex")
+	worker.send(protocol.WorkException, "H:test:2")
+	client.expect(protocol.WorkException, "H:test:2", "")
+
+	client.send(protocol.SubmitJobBG, "perl", "", "bg")
+	client.expect(protocol.JobCreated, "H:test:3")
+	worker.send(protocol.GrabJob)
+	worker.expect(protocol.JobAssign, "H:test:3", "perl", "bg")
+	worker.send(protocol.WorkComplete, "H:test:3")
+	worker.send(protocol.GrabJob)
+	worker.expect(protocol.NoJob)
+	client.send(protocol.GetStatus, "H:test:3")
+	client.expect(protocol.StatusRes, "H:test:3", "0", "0", "0", "0")
+	if got := statusOf(client, "perl"); got != "perl\t0\t0\t1" {
+		t.Errorf("status = %q, want perl with no jobs and one worker", got)
+	}
+}
