@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -107,4 +109,84 @@ type Options struct {
 	// Where says where the store is for people reading the log, without
 	// secrets; "" means Path, or DSN with any password hidden.
 	Where string
+}
+
+// HandBack is an optional capability of a store that takes over, at Open,
+// the jobs C gearmand left in its own queue (its PostgreSQL table, its
+// Redis keys): the way back. HandBack moves every job of the store's
+// namespace into C gearmand's own layout, where C gearmand 1.1.20 started
+// with the same command line runs them, and removes them from the store,
+// atomically per job: after a crash or an error half-way every job is in
+// exactly one of the two places, never both, never neither.
+//
+// A job C gearmand could not hold as it is (an epoch job whose time has
+// not come, a function name C would misread) stays in the store and is
+// counted in Kept, never dropped. Jobs that C gearmand would confuse (an
+// empty unique, two jobs of one function and unique) go back under a
+// generated unique (NewUnique), counted in NewUnique. The driver logs
+// each kind of change or refusal with examples through its logger.
+//
+// HandBack is for a store opened for nothing else: the namespace must
+// have no running server (opening the store fenced any off), and the
+// store must not be used after it but to Close it. Moved jobs are not
+// moved again by the store's own Open until C gearmand has left them.
+type HandBack interface {
+	HandBack(ctx context.Context) (HandBackReport, error)
+}
+
+// HandBackReport is what a HandBack did.
+type HandBackReport struct {
+	// Where names C gearmand's place the jobs went to, for people: a
+	// table, a key pattern.
+	Where string
+	// Moved is the number of jobs now in C gearmand's layout.
+	Moved int
+	// NewUnique counts the moved jobs given a generated unique.
+	NewUnique int
+	// Truncated counts the moved jobs that C gearmand will run with their
+	// data cut short (its Redis queue reads data up to the first NUL).
+	Truncated int
+	// Kept is the number of jobs that could not go back and stay stored.
+	Kept int
+	// Notes say, for each kind of change or refusal, why, how many jobs
+	// and one of them, in the order first met.
+	Notes []HandBackNote
+}
+
+// HandBackNote is one kind of change or refusal of a HandBack.
+type HandBackNote struct {
+	Why     string // "kept: ...", or what was changed and why
+	Jobs    int
+	Example string // one job it happened to, for people
+}
+
+// Note counts one job under why, keeping the first example.
+func (r *HandBackReport) Note(why, example string) {
+	for i := range r.Notes {
+		if r.Notes[i].Why == why {
+			r.Notes[i].Jobs++
+			return
+		}
+	}
+	r.Notes = append(r.Notes, HandBackNote{Why: why, Jobs: 1, Example: example})
+}
+
+// CQueueTable is an optional capability: a store that keeps its jobs in
+// C gearmand's own table (-q MySQL, -q libsqlite3), which C gearmand
+// started with the same command line reads as its own. Such a store needs
+// no HandBack. Table names the table.
+type CQueueTable interface {
+	Table() string
+}
+
+// NewUnique returns a random (version 4) UUID in the 36-character
+// lower-case form libgearman gives a background job submitted without a
+// unique: the unique a job gets when it goes back to C gearmand, whose
+// queues key jobs by function and unique, without a usable one.
+func NewUnique() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -95,6 +95,8 @@ type Store struct {
 	checkClient  bool  // the pool sets client_connection_check_interval
 	closed       atomic.Bool
 	fenced       atomic.Pointer[error] // set once the fence refused an Apply: final
+	cTable       string                // C gearmand's table (ImportTable), for HandBack
+	log          *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
@@ -189,7 +191,8 @@ func Open(ctx context.Context, dsn, namespace string, opts ...Option) (*Store, e
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, namespace: namespace, applyTimeout: cfg.applyTimeout, checkClient: !userCheck}
+	s := &Store{pool: pool, namespace: namespace, applyTimeout: cfg.applyTimeout, checkClient: !userCheck,
+		cTable: cfg.importTable, log: cfg.logger}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
