@@ -249,8 +249,8 @@ func connector(cfg *Config, database string) driver.Connector {
 	mc.Net, mc.Addr = cfg.addr()
 	mc.DBName = database
 	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
-	// Apply's statements are prepared once per connection (queuetable
-	// does it at Open) and take the binary protocol: blobs unescaped,
+	// Apply's statements are prepared once per connection and size
+	// (queuetable keeps them) and take the binary protocol: blobs unescaped,
 	// the larger ones as long data. The other statements with parameters
 	// (Replay's reads, Open's) take one round trip instead of prepare,
 	// execute and close: the driver writes the parameters into the text,

@@ -78,15 +78,25 @@
 //
 // Each Apply is one transaction: DELETE ... WHERE seq IN (...) of the
 // batch's deletes, then multi-row INSERTs of the adds, then COMMIT; Apply
-// returns nil only after COMMIT returned. An add whose Seq is stored
-// replaces that row (a batch retried after a COMMIT whose outcome was not
-// known): the INSERT fails on the index on seq and changes nothing, the
-// rows of its adds' Seqs are deleted, and it runs again. Adds almost never
-// replace anything, so this costs no statement when they do not.
-// The statements are prepared at Open in sizes of 1, 2, 4 ... 64 rows
-// (256 Seqs for DELETE), within Dialect.MaxParams, and a batch is cut into
-// the largest that fit, so no batch makes the engine parse SQL. The adds
-// fill C's five columns as C gearmand does, so that C gearmand runs them.
+// returns nil only after COMMIT returned. A batch that is a single
+// statement (up to 64 adds and no deletes, or up to 256 deletes and no
+// adds) is run without BEGIN and COMMIT: the engine commits it, atomically
+// and durably, before it answers (SQLite's autocommit under
+// synchronous=FULL, InnoDB's under its default
+// innodb_flush_log_at_trx_commit=1), one round trip to a server instead
+// of three.
+//
+// An add whose Seq is stored replaces that row (a batch retried after a
+// COMMIT whose outcome was not known): the INSERT fails on the index on
+// seq and changes nothing, the rows of its adds' Seqs are deleted, and it
+// runs again (in a transaction). Adds almost never replace anything, so
+// this costs no statement when they do not.
+//
+// The statements take 1 to 64 rows (1 to 256 Seqs for DELETE), within
+// Dialect.MaxParams; each size is prepared the first time a batch needs
+// it, before that batch's transaction begins, and kept, so that the
+// engine parses no SQL for later batches. The adds fill C's five columns
+// as C gearmand does, so that C gearmand runs them.
 //
 // An add can still collide with a stored row on (unique_key,
 // function_name): a row C gearmand wrote and ours has not numbered (a C

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -153,9 +153,9 @@ type Store struct {
 	log    *slog.Logger
 	closed atomic.Bool
 
-	// The statements Apply runs, prepared at Open: inserts[k] adds 1<<k
-	// rows, deletes[k] deletes 1<<k Seqs (see statementSizes).
-	inserts, deletes []*sql.Stmt
+	// The statements Apply runs (see maxInsertRows): inserts.get(n) adds
+	// n rows, deletes.get(n) deletes n Seqs.
+	inserts, deletes sizedStmts
 	insertColsList   string
 	replayQuery      string
 }
@@ -248,48 +248,75 @@ func (s *Store) buildStatements() {
 		" WHERE seq >= ? ORDER BY seq LIMIT " + strconv.Itoa(ReplayChunk)
 }
 
-// Statement sizes. Apply's statements are prepared once, at Open, so that
-// SQLite does not parse a new statement for every batch (a third of
-// Apply's time with 100-record batches when it did): an INSERT of 1, 2, 4,
-// ... maxInsertRows rows and a DELETE of 1, 2, 4, ... maxDeleteIDs Seqs. A
-// batch is cut into the largest that fit: 100 adds are INSERTs of 64, 32
-// and 4 rows. Both stay under every engine's parameter limit (13 per row).
+// Statement sizes. Apply runs an INSERT of up to maxInsertRows rows (13
+// parameters each) and a DELETE of up to maxDeleteIDs Seqs, each size
+// prepared the first time a batch needs it and then kept, so that the
+// engine does not parse a statement for every batch (a third of SQLite's
+// Apply time with 100-record batches when it did), and a batch of up to
+// maxInsertRows adds is one statement (one round trip to a server). Sizes
+// 1 are prepared at Open. Both stay under every engine's parameter limit.
 const (
 	maxInsertRows = 64
 	maxDeleteIDs  = 256
 )
 
-// prepareStatements prepares the INSERTs and DELETEs of every size, as
-// many as Dialect.MaxParams allows.
+// sizedStmts are the statements of one kind in every size: stmts[n-1]
+// takes n rows or Seqs, nil until prepared.
+type sizedStmts struct {
+	mu    sync.Mutex
+	stmts []*sql.Stmt
+	text  func(n int) string
+}
+
+// get returns the statement of n, preparing it on db if it is not yet.
+// It must not be called inside a transaction when db has a single
+// connection (SQLite): preparing needs a connection of its own.
+func (c *sizedStmts) get(ctx context.Context, db *sql.DB, n int) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.stmts[n-1]; st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, c.text(n))
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[n-1] = st
+	return st, nil
+}
+
+// prepared returns the statement of n, which get has prepared.
+func (c *sizedStmts) prepared(n int) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stmts[n-1]
+}
+
+func (c *sizedStmts) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.stmts {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+}
+
+// prepareStatements sets up the statements of every size and prepares
+// those of size 1, which also checks the SQL against the table.
 func (s *Store) prepareStatements(ctx context.Context) error {
-	for n := 1; n <= maxInsertRows && n*columnsPerRow <= s.d.MaxParams; n *= 2 {
-		st, err := s.db.PrepareContext(ctx, s.insertSQL(n))
-		if err != nil {
-			return err
-		}
-		s.inserts = append(s.inserts, st)
+	s.inserts = sizedStmts{stmts: make([]*sql.Stmt, min(maxInsertRows, s.d.MaxParams/columnsPerRow)), text: s.insertSQL}
+	s.deletes = sizedStmts{stmts: make([]*sql.Stmt, min(maxDeleteIDs, s.d.MaxParams)), text: s.deleteSQL}
+	if _, err := s.inserts.get(ctx, s.db, 1); err != nil {
+		return err
 	}
-	for n := 1; n <= maxDeleteIDs && n <= s.d.MaxParams; n *= 2 {
-		st, err := s.db.PrepareContext(ctx, s.deleteSQL(n))
-		if err != nil {
-			return err
-		}
-		s.deletes = append(s.deletes, st)
-	}
-	return nil
+	_, err := s.deletes.get(ctx, s.db, 1)
+	return err
 }
 
 func (s *Store) closeStatements() {
-	for _, st := range slices.Concat(s.inserts, s.deletes) {
-		_ = st.Close()
-	}
-}
-
-// sized returns the largest of stmts (stmts[k] takes 1<<k rows or Seqs)
-// that takes at most n, and its size.
-func sized(stmts []*sql.Stmt, n int) (*sql.Stmt, int) {
-	k := min(bits.Len(uint(n))-1, len(stmts)-1)
-	return stmts[k], 1 << k
+	s.inserts.close()
+	s.deletes.close()
 }
 
 func (s *Store) insertSQL(rows int) string {
@@ -404,50 +431,106 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 	return s.interpret(ctx, s.apply(ctx, b))
 }
 
-func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
+func (s *Store) apply(ctx context.Context, b store.Batch) error {
 	cancelled := ctx
 	if s.d.Uncancelled {
 		ctx = context.WithoutCancel(ctx)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	ids := make([]any, 0, max(len(b.Deletes), min(len(b.Adds), maxInsertRows)))
+	ids := make([]any, 0, len(b.Deletes))
 	for _, seq := range b.Deletes {
 		if seq <= math.MaxInt64 { // no larger Seq can be stored
 			ids = append(ids, int64(seq))
 		}
 	}
-	if err := s.deleteSeqs(ctx, tx, ids); err != nil {
-		return err
+	chunks := s.chunkAdds(b.Adds)
+	// Every statement of the batch is prepared before the transaction
+	// begins (see sizedStmts.get).
+	for n := len(ids); n > 0; n -= maxDeleteIDs {
+		if _, err := s.deletes.get(ctx, s.db, min(n, len(s.deletes.stmts))); err != nil {
+			return err
+		}
+	}
+	for _, n := range chunks {
+		if _, err := s.inserts.get(ctx, s.db, n); err != nil {
+			return err
+		}
 	}
 	dup := duplicates(b.Adds)
 	if dup != nil {
 		s.log.Warn("adds of one batch share a unique and function with an earlier add of it: kept all, the later ones under generated unique_keys",
 			"adds", len(b.Adds))
 	}
-	args := make([]any, 0, min(len(b.Adds), maxInsertRows)*columnsPerRow)
-	for first, adds := 0, b.Adds; len(adds) > 0; {
+	// A batch that is one statement needs no transaction: the engine
+	// commits the statement, atomically and durably, before it answers.
+	// An INSERT that fails on a duplicate key changed nothing and is
+	// done again in the transaction below, which handles that.
+	switch {
+	case len(ids) == 0 && len(chunks) == 0:
+		return nil // only Seqs that cannot be stored
+	case len(ids) == 0 && len(chunks) == 1 && dup == nil:
+		_, err := s.inserts.prepared(chunks[0]).ExecContext(ctx, s.appendRows(nil, b.Adds, nil)...)
+		if err == nil || !s.d.IsDuplicate(err) {
+			return err
+		}
+	case len(chunks) == 0 && len(ids) <= len(s.deletes.stmts):
+		_, err := s.deletes.prepared(len(ids)).ExecContext(ctx, ids...)
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.applyIn(ctx, tx, ids, b.Adds, chunks, dup); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := cancelled.Err(); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// chunkAdds cuts adds into the rows of successive INSERTs: at most
+// maxInsertRows (or the parameter limit) each, and within
+// Dialect.MaxStatementBytes of data unless a row is alone.
+func (s *Store) chunkAdds(adds []store.Record) []int {
+	var chunks []int
+	for len(adds) > 0 {
 		n, bytes := 0, 0
-		for n < len(adds) && n < maxInsertRows {
+		for n < len(adds) && n < len(s.inserts.stmts) {
 			bytes += len(adds[n].Data)
 			if n > 0 && s.d.MaxStatementBytes > 0 && bytes > s.d.MaxStatementBytes {
 				break
 			}
 			n++
 		}
-		st, n := sized(s.inserts, n)
-		args = args[:0]
-		for i := range adds[:n] {
-			args = s.appendRow(args, &adds[i], dup != nil && dup[first+i])
+		chunks = append(chunks, n)
+		adds = adds[n:]
+	}
+	return chunks
+}
+
+// applyIn runs the batch's statements in tx: the deletes of ids, then the
+// adds in the INSERTs of chunks.
+func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, ids []any, adds []store.Record, chunks []int, dup []bool) error {
+	for len(ids) > 0 {
+		n := min(len(ids), len(s.deletes.stmts))
+		if _, err := tx.StmtContext(ctx, s.deletes.prepared(n)).ExecContext(ctx, ids[:n]...); err != nil {
+			return err
 		}
-		insert := tx.StmtContext(ctx, st)
+		ids = ids[n:]
+	}
+	var args []any
+	first := 0
+	for _, n := range chunks {
+		rows := adds[first : first+n]
+		var rowDup []bool
+		if dup != nil {
+			rowDup = dup[first : first+n]
+		}
+		args = s.appendRows(args[:0], rows, rowDup)
+		insert := tx.StmtContext(ctx, s.inserts.prepared(n))
 		_, err := insert.ExecContext(ctx, args...)
 		if err != nil && s.d.IsDuplicate(err) {
 			// The statement changed nothing. Either an add replaces the
@@ -455,37 +538,42 @@ func (s *Store) apply(ctx context.Context, b store.Batch) (err error) {
 			// whose outcome was unknown), or it collides on C's key:
 			// delete the rows of these Seqs and try again, then one by
 			// one.
-			ids = ids[:0]
-			for i := range adds[:n] {
-				ids = append(ids, int64(adds[i].Seq))
-			}
-			if err = s.deleteSeqs(ctx, tx, ids); err == nil {
+			err = s.deleteEach(ctx, tx, rows)
+			if err == nil {
 				_, err = insert.ExecContext(ctx, args...)
 			}
 			if err != nil && s.d.IsDuplicate(err) {
-				err = s.insertOneByOne(ctx, tx, adds[:n])
+				err = s.insertOneByOne(ctx, tx, rows)
 			}
 		}
 		if err != nil {
 			return err
 		}
-		adds, first = adds[n:], first+n
+		first += n
 	}
-	if err := cancelled.Err(); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return nil
 }
 
-// deleteSeqs deletes the rows of the Seqs in ids (int64s) in the largest
-// prepared DELETEs that fit.
-func (s *Store) deleteSeqs(ctx context.Context, tx *sql.Tx, ids []any) error {
-	for len(ids) > 0 {
-		st, n := sized(s.deletes, len(ids))
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, ids[:n]...); err != nil {
+// appendRows appends the parameters of rows; dup, nil or as long as rows,
+// marks the rows to insert under a stand-in (see duplicates).
+func (s *Store) appendRows(args []any, rows []store.Record, dup []bool) []any {
+	if args == nil {
+		args = make([]any, 0, len(rows)*columnsPerRow)
+	}
+	for i := range rows {
+		args = s.appendRow(args, &rows[i], dup != nil && dup[i])
+	}
+	return args
+}
+
+// deleteEach deletes the rows of the Seqs of adds, one statement each
+// (the statement of one Seq is prepared at Open; this is the rare path).
+func (s *Store) deleteEach(ctx context.Context, tx *sql.Tx, adds []store.Record) error {
+	del := tx.StmtContext(ctx, s.deletes.prepared(1))
+	for i := range adds {
+		if _, err := del.ExecContext(ctx, int64(adds[i].Seq)); err != nil {
 			return err
 		}
-		ids = ids[n:]
 	}
 	return nil
 }
@@ -523,7 +611,7 @@ func duplicates(adds []store.Record) []bool {
 // collides with a stored one on (unique_key, function_name) is inserted
 // again under a UUID stand-in, its unique kept in job_unique.
 func (s *Store) insertOneByOne(ctx context.Context, tx *sql.Tx, adds []store.Record) error {
-	one := tx.StmtContext(ctx, s.inserts[0])
+	one := tx.StmtContext(ctx, s.inserts.prepared(1))
 	args := make([]any, 0, columnsPerRow)
 	for i := range adds {
 		r := &adds[i]
