@@ -99,7 +99,9 @@ func (q *Queue) Durable(jobs []*Job, err error) {
 // Restore adds a job replayed from the store at startup, before any
 // connection exists: it keeps its sequence number, handle, priority, time,
 // reducer and attempt count, and the handle counter moves past it. Records
-// are expected in Seq order.
+// are expected in Seq order. It also takes back, while serving, a job
+// whose submitter was refused for the store timeout but whose write landed
+// later (store.CommitterConfig.OnLate): it is stored, so it runs.
 func (q *Queue) Restore(r store.Record) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -84,6 +84,17 @@ type Config struct {
 	// 100,000 jobs and 64 MiB.
 	MaxPendingWrites     int
 	MaxPendingWriteBytes int
+	// StoreTimeout bounds how long a background submitter waits for the
+	// store, back-pressure included (write-through): past it the submitter
+	// gets ERROR QUEUE_ERROR and the job is not created. A write that the
+	// store finishes after that keeps the job, which then runs (at least
+	// once; see store.CommitterConfig.Timeout). Zero: no bound.
+	StoreTimeout time.Duration
+	// StoreMinFree is the free space, in bytes, below which new background
+	// jobs are refused with QUEUE_ERROR, on the filesystem of a Store that
+	// says where it lives (store.Pather); completions still work, and
+	// submits succeed again once space is freed. Zero: no guard.
+	StoreMinFree uint64
 
 	// ShutdownTimeout bounds how long Shutdown waits for running jobs to
 	// finish before it closes anyway. Zero means DefaultShutdownTimeout

@@ -18,6 +18,7 @@ import (
 
 	"gearmand/protocol"
 	"gearmand/queue"
+	"gearmand/store"
 	"gearmand/server/tlsconf"
 )
 
@@ -433,7 +434,11 @@ func (c *conn) submit(sub queue.Submission) {
 		// replies this client already earned are not held up.
 		c.flushOwn()
 		if err := c.srv.committer.WaitRoom(c.srv.ctx); err != nil {
-			c.sendError("QUEUE_ERROR", "server is shutting down")
+			if errors.Is(err, store.ErrTimeout) {
+				c.sendError("QUEUE_ERROR", err.Error())
+			} else {
+				c.sendError("QUEUE_ERROR", "server is shutting down")
+			}
 			return
 		}
 		c.handling.Store(true)

@@ -28,6 +28,7 @@ type Server struct {
 	log       *slog.Logger
 	queue     *queue.Queue
 	committer *store.Committer[*queue.Job] // nil without a Store
+	space     *store.SpaceGuard            // nil without a Store that has a Path, or StoreMinFree
 	ctx       context.Context              // ends at Close
 	cancel    context.CancelFunc
 
@@ -77,7 +78,21 @@ func New(cfg Config) *Server {
 		MaxQueuedBytes: cfg.MaxQueuedBytes,
 	}
 	if cfg.Store != nil {
+		var admit func() error
+		if p, ok := cfg.Store.(store.Pather); ok && cfg.StoreMinFree > 0 {
+			s.space = store.NewSpaceGuard(p.Path(), cfg.StoreMinFree, 0, cfg.Logger)
+			admit = s.space.Admit
+		}
 		s.committer = store.NewCommitter(cfg.Store, store.CommitterConfig[*queue.Job]{
+			Timeout: cfg.StoreTimeout,
+			// A job refused for the timeout whose write landed after all
+			// is stored: it runs rather than wait for the next start.
+			OnLate: func(rs []store.Record) {
+				for _, r := range rs {
+					s.queue.Restore(r)
+				}
+			},
+			Admit:           admit,
 			Mode:            cfg.StoreMode,
 			FlushInterval:   cfg.FlushInterval,
 			MaxPending:      cfg.MaxPendingWrites,
@@ -237,7 +252,11 @@ func (s *Server) flushStore() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), FinalFlushTimeout)
 	defer cancel()
-	if err := s.committer.Close(ctx); err != nil {
+	err := s.committer.Close(ctx)
+	if s.space != nil {
+		s.space.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("server: flushing the store: %w", err)
 	}
 	return nil

@@ -77,6 +77,10 @@ type StoreStatus struct {
 	// being written to, the store.
 	PendingAdds  int
 	PendingBytes int
+	// Timeout is Config.StoreTimeout (0: none).
+	Timeout time.Duration
+	// Space is what the space guard saw last; nil without a guard.
+	Space *store.SpaceStatus
 }
 
 // MeanCommit is the mean duration of the commits so far.
@@ -103,6 +107,12 @@ func (s *Server) StoreStatus() StoreStatus {
 	st.Mode = s.cfg.StoreMode.String()
 	st.Healthy = st.Last.Err == nil
 	st.PendingAdds, st.PendingBytes = s.committer.Pending()
+	st.Timeout = s.cfg.StoreTimeout
+	if s.space != nil {
+		sp := s.space.Status()
+		st.Space = &sp
+		st.Healthy = st.Healthy && !sp.Low
+	}
 	return st
 }
 

@@ -220,3 +220,55 @@ func TestReplayStopsWhenItsContextEnds(t *testing.T) {
 		t.Errorf("the store holds %d records after a stopped replay, want %d", mem.Len(), stored)
 	}
 }
+
+// TestHangingStoreAnswersWithinTheTimeout: while the store's Apply hangs,
+// each background submit gets ERROR QUEUE_ERROR within StoreTimeout,
+// back-pressure included, and creates no job; foreground jobs and workers
+// go on. When the hung write lands after all, its job is kept and runs.
+func TestHangingStoreAnswersWithinTheTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	mem := memstore.New()
+	f := &storetest.Faulty{Store: mem}
+	addr, _ := storedServer(t, f, server.Config{StoreTimeout: timeout, MaxPendingWrites: 2})
+	client, other, worker := dial(t, addr), dial(t, addr), dial(t, addr)
+	t.Cleanup(f.Release)
+
+	f.Hold()
+	var longest time.Duration
+	for i := range 5 {
+		start := time.Now()
+		client.send(protocol.SubmitJobBG, "f", "u"+strconv.Itoa(i), "")
+		a := client.expectArgs(protocol.Error)
+		waited := time.Since(start)
+		longest = max(longest, waited)
+		if a[0] != "QUEUE_ERROR" || !strings.Contains(a[1], "no answer within the store timeout") {
+			t.Fatalf("submit %d: ERROR %q, want QUEUE_ERROR naming the store timeout", i, a)
+		}
+		if waited > timeout+timeout/2 {
+			t.Errorf("submit %d answered after %v, want within about %v", i, waited, timeout)
+		}
+	}
+	t.Logf("longest wait %v for a timeout of %v", longest, timeout)
+
+	other.send(protocol.SubmitJob, "g", "", "fg")
+	other.expect(protocol.JobCreated, "H:test:6")
+	worker.send(protocol.CanDo, "g")
+	worker.send(protocol.GrabJobUniq)
+	worker.expect(protocol.JobAssignUniq, "H:test:6", "g", "", "fg")
+	worker.send(protocol.WorkComplete, "H:test:6", "ok")
+	other.expect(protocol.WorkComplete, "H:test:6", "ok")
+	other.line("status")
+	other.expectText("f\t0\t0\t0\ng\t0\t0\t1\n.\n") // no job f: none was created
+
+	// The first submit's Apply was held, not failed: once it lands, the
+	// job is stored and runs although its submitter was refused.
+	f.Release()
+	eventually(t, "the late write to be taken back", func() bool { return mem.Len() == 1 })
+	worker.send(protocol.CanDo, "f")
+	worker.send(protocol.GrabJobUniq)
+	worker.expect(protocol.JobAssignUniq, "H:test:1", "f", "u0", "")
+	worker.send(protocol.WorkComplete, "H:test:1", "")
+	eventually(t, "its record to be deleted", func() bool { return mem.Len() == 0 })
+	client.send(protocol.SubmitJobBG, "f", "after", "")
+	client.expect(protocol.JobCreated, "H:test:7")
+}

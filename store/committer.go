@@ -291,8 +291,21 @@ func (c *Committer[T]) hasRoomLocked() bool {
 
 // WaitRoom blocks while the adds waiting or in flight reach MaxPending or
 // MaxPendingBytes, so that a store slower than its clients slows them down
-// instead of growing memory. It returns ctx's error if ctx ends first.
-func (c *Committer[T]) WaitRoom(ctx context.Context) error {
+// instead of growing memory. It returns ctx's error if ctx ends first, and
+// with a Timeout, an error wrapping ErrTimeout once it has waited that
+// long.
+func (c *Committer[T]) WaitRoom(ctx context.Context) (err error) {
+	if c.cfg.Timeout > 0 {
+		parent := ctx
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+		defer func() {
+			if err != nil && parent.Err() == nil {
+				err = fmt.Errorf("%w (%v): the store is behind, no room for the job; it was not created", ErrTimeout, c.cfg.Timeout)
+			}
+		}()
+	}
 	for {
 		c.mu.Lock()
 		free, room := c.mu.roomFree, c.hasRoomLocked()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -86,6 +87,10 @@ type options struct {
 	store         store.Options
 	storeMode     store.Mode
 	flushInterval time.Duration
+	// storeTimeout and storeMinFree are --store-timeout and
+	// --store-min-free (0: off).
+	storeTimeout time.Duration
+	storeMinFree uint64
 
 	// configFile is the config file that was read, "" when none was.
 	configFile string
@@ -145,6 +150,8 @@ type flagValues struct {
 	storeNamespace    string
 	storeMode         string
 	flushInterval     time.Duration
+	storeTimeout      time.Duration
+	storeMinFree      byteSize
 	maxPacketSize     int
 	security          securityFlags // --ssl*, --admin-allow
 	http              httpFlags     // -r http, --http-port
@@ -199,6 +206,9 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.StringVar(&v.storeNamespace, "store-namespace", "", "separates servers sharing one PostgreSQL or Redis; a server started with a dead one's namespace takes over its jobs (default <hostname>:<port>)")
 	fs.StringVar(&v.storeMode, "store-mode", "write-through", "write-through: JOB_CREATED once the job is durable; write-behind: at once, stored within --flush-interval")
 	fs.DurationVar(&v.flushInterval, "flush-interval", 10*time.Millisecond, "how often write-behind flushes (the loss window on a crash)")
+	fs.DurationVar(&v.storeTimeout, "store-timeout", defaultStoreTimeout, "longest a background submitter waits for the store: past it ERROR QUEUE_ERROR and the job is not created (a write landing later keeps the job, which runs); 0: wait as long as the store takes")
+	v.storeMinFree = defaultStoreMinFree
+	fs.Var(&v.storeMinFree, "store-min-free", "free space kept on a file store's filesystem (bolt, pebble, libsqlite3): below it new background jobs get ERROR QUEUE_ERROR until space is freed; completions still work (bytes, or with KiB, MiB, GiB; 0: off)")
 	fs.IntVar(&v.maxPacketSize, "max-packet-size", defaultMaxPacketSize, "largest binary packet payload accepted, in bytes")
 	addStoreFlags(fs)
 	addSecurityFlags(fs, &v.security)
@@ -427,6 +437,10 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		return nil, fmt.Errorf("--flush-interval: %v is not a positive duration", v.flushInterval)
 	}
 	o.flushInterval = v.flushInterval
+	if v.storeTimeout < 0 {
+		return nil, fmt.Errorf("--store-timeout: %v is negative (0 turns it off)", v.storeTimeout)
+	}
+	o.storeTimeout, o.storeMinFree = v.storeTimeout, uint64(v.storeMinFree)
 	if o.tls, err = v.security.tlsFiles(fs, getenv); err != nil {
 		return nil, err
 	}
@@ -459,6 +473,8 @@ func (o *options) serverConfig(logger *slog.Logger) server.Config {
 		LogLevel:      server.LevelName(o.level),
 		StoreMode:     o.storeMode,
 		FlushInterval: o.flushInterval,
+		StoreTimeout:  o.storeTimeout,
+		StoreMinFree:  o.storeMinFree,
 		AdminAllow:    o.adminAllow,
 		// The server's zero is its default; ours means do not wait.
 		ShutdownTimeout: cmp.Or(o.shutdownTimeout, -1),
@@ -476,4 +492,48 @@ func usage(w io.Writer) {
 
 func versionLine() string {
 	return "gearmand " + server.Version + " - a Gearman job server in Go"
+}
+
+// The defaults of --store-timeout and --store-min-free: a client waits
+// no longer than a few seconds before it can try another server, and 64
+// MiB leaves room for bolt's checkpoints and pebble's flushes, which must
+// still be written for deletes to free space.
+const (
+	defaultStoreTimeout = 5 * time.Second
+	defaultStoreMinFree = 64 << 20
+)
+
+// byteSize is a flag of a number of bytes, with an optional binary unit:
+// 65536, 64KiB, 64MiB, 1GiB (K, M, G and KB, MB, GB mean the same).
+type byteSize uint64
+
+func (b *byteSize) String() string { return strconv.FormatUint(uint64(*b), 10) }
+
+func (b *byteSize) Type() string { return "bytes" }
+
+func (b *byteSize) Set(s string) error {
+	digits := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	var shift uint
+	switch strings.ToUpper(strings.TrimSpace(s[len(digits):])) {
+	case "", "B":
+	case "K", "KB", "KIB":
+		shift = 10
+	case "M", "MB", "MIB":
+		shift = 20
+	case "G", "GB", "GIB":
+		shift = 30
+	case "T", "TB", "TIB":
+		shift = 40
+	default:
+		return fmt.Errorf("%q: unknown unit (use KiB, MiB, GiB or TiB)", s)
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number of bytes (such as 67108864 or 64MiB)", s)
+	}
+	if n > math.MaxUint64>>shift {
+		return fmt.Errorf("%q is too large", s)
+	}
+	*b = byteSize(n << shift)
+	return nil
 }

@@ -473,3 +473,34 @@ func TestStoreOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreTimeoutAndMinFree(t *testing.T) {
+	o, err := parseOptions(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.storeTimeout != 5*time.Second || o.storeMinFree != 64<<20 {
+		t.Errorf("defaults: --store-timeout %v, --store-min-free %d; want 5s and 64 MiB", o.storeTimeout, o.storeMinFree)
+	}
+	for arg, want := range map[string]uint64{"0": 0, "4096": 4096, "512KiB": 512 << 10, "64MiB": 64 << 20, "1G": 1 << 30, "2gb": 2 << 30} {
+		o, err := parseOptions([]string{"--store-min-free", arg}, func(string) string { return "" })
+		if err != nil {
+			t.Errorf("--store-min-free %s: %v", arg, err)
+			continue
+		}
+		if o.storeMinFree != want {
+			t.Errorf("--store-min-free %s = %d, want %d", arg, o.storeMinFree, want)
+		}
+	}
+	for _, args := range [][]string{{"--store-min-free", "lots"}, {"--store-min-free", "5PiB"}, {"--store-min-free", "-1"}, {"--store-timeout", "-1s"}} {
+		if _, err := parseOptions(args, func(string) string { return "" }); err == nil {
+			t.Errorf("%v was accepted", args)
+		} else {
+			t.Logf("%v: %v", args, err)
+		}
+	}
+	cfg := (&options{storeTimeout: time.Second, storeMinFree: 1}).serverConfig(nil)
+	if cfg.StoreTimeout != time.Second || cfg.StoreMinFree != 1 {
+		t.Errorf("serverConfig: StoreTimeout %v, StoreMinFree %d", cfg.StoreTimeout, cfg.StoreMinFree)
+	}
+}

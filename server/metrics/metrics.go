@@ -78,6 +78,7 @@ type snapshotCollector struct {
 	connections, jobs                         *prometheus.Desc
 	storeInfo, storeHealthy, storeFailures    *prometheus.Desc
 	storePending, storePendingBytes           *prometheus.Desc
+	storeFree, storeMinFree, storeSpaceLow    *prometheus.Desc
 	replayRunning, replayJobs, replayDuration *prometheus.Desc
 }
 
@@ -101,6 +102,9 @@ func newSnapshotCollector(srv *server.Server) *snapshotCollector {
 		storeFailures:     d("store_commit_failures_total", "Store commits that failed."),
 		storePending:      d("store_pending_writes", "Background jobs waiting for, or being written to, the store."),
 		storePendingBytes: d("store_pending_bytes", "Payload bytes of the background jobs waiting for the store."),
+		storeFree:         d("store_free_bytes", "Free bytes on the store's filesystem, as the space guard last saw them (with --store-min-free and a file store only)."),
+		storeMinFree:      d("store_min_free_bytes", "The space guard's minimum (--store-min-free)."),
+		storeSpaceLow:     d("store_space_low", "1 while the store's filesystem has less than --store-min-free free and new background jobs are refused."),
 		replayRunning:     d("replay_running", "1 while the start-up replay of stored jobs runs."),
 		replayJobs:        d("replay_jobs", "Jobs loaded by the start-up replay (so far, while it runs)."),
 		replayDuration:    d("replay_duration_seconds", "How long the start-up replay took (so far, while it runs)."),
@@ -112,7 +116,8 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.queued, c.running, c.workers, c.submitted, c.completed, c.failed, c.requeued,
 		c.connections, c.jobs, c.storeInfo, c.storeHealthy, c.storeFailures, c.storePending,
-		c.storePendingBytes, c.replayRunning, c.replayJobs, c.replayDuration,
+		c.storePendingBytes, c.storeFree, c.storeMinFree, c.storeSpaceLow,
+		c.replayRunning, c.replayJobs, c.replayDuration,
 	} {
 		ch <- d
 	}
@@ -147,6 +152,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.storeFailures, st.Failures)
 	gauge(c.storePending, float64(st.PendingAdds))
 	gauge(c.storePendingBytes, float64(st.PendingBytes))
+	if sp := st.Space; sp != nil {
+		gauge(c.storeFree, float64(sp.Free))
+		gauge(c.storeMinFree, float64(sp.Min))
+		gauge(c.storeSpaceLow, boolValue(sp.Low))
+	}
 
 	r := c.srv.ReplayStatus()
 	gauge(c.replayRunning, boolValue(r.State == server.ReplayRunning))

@@ -7,6 +7,7 @@ import (
 
 	"gearmand/queue"
 	"gearmand/server"
+	"gearmand/store"
 )
 
 // Paging bounds of the listings.
@@ -83,6 +84,19 @@ type StoreJSON struct {
 	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
 	PendingWrites int        `json:"pending_writes"`
 	PendingBytes  int        `json:"pending_bytes"`
+	TimeoutMS     float64    `json:"timeout_ms"` // --store-timeout, 0: none
+	Space         *SpaceJSON `json:"space,omitempty"`
+}
+
+// SpaceJSON is the space guard's state (--store-min-free): while Low, new
+// background jobs are refused.
+type SpaceJSON struct {
+	Path         string     `json:"path"`
+	FreeBytes    uint64     `json:"free_bytes"`
+	MinFreeBytes uint64     `json:"min_free_bytes"`
+	Low          bool       `json:"low"`
+	Since        *time.Time `json:"since,omitempty"`
+	Error        string     `json:"error,omitempty"`
 }
 
 // ReplayJSON is the replay part of Status.
@@ -119,6 +133,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 			LastErrorAt:   timeOrNil(st.LastErrorAt),
 			PendingWrites: st.PendingAdds,
 			PendingBytes:  st.PendingBytes,
+			TimeoutMS:     millis(st.Timeout),
+			Space:         spaceJSON(st.Space),
 		},
 		Replay: ReplayJSON{
 			State:      rp.State,
@@ -237,4 +253,11 @@ func (h *Handler) jobs(p page) (int, any) {
 		})
 	}
 	return pg.Total, out
+}
+
+func spaceJSON(sp *store.SpaceStatus) *SpaceJSON {
+	if sp == nil {
+		return nil
+	}
+	return &SpaceJSON{Path: sp.Path, FreeBytes: sp.Free, MinFreeBytes: sp.Min, Low: sp.Low, Since: timeOrNil(sp.Since), Error: sp.Err}
 }

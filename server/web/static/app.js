@@ -56,6 +56,17 @@ function showing(id, page, items, noun) {
   setText(id, note);
 }
 
+// bytes writes n in binary units: "64.0 MiB".
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
 function millis(ms) {
   if (ms < 1) {
     return `${(ms * 1000).toFixed(0)} µs`;
@@ -98,6 +109,16 @@ function drawStatus(s) {
   setText("store-mean", st.commits ? millis(st.mean_commit_ms) : "–");
   setText("store-commits", st.failures ? `${st.commits} (${st.failures} failed)` : st.commits);
   setText("store-pending", st.pending_writes);
+  const space = $("store-space");
+  if (st.space) {
+    space.textContent = st.space.low
+      ? `${bytes(st.space.free_bytes)}: below ${bytes(st.space.min_free_bytes)}, new background jobs refused`
+      : `${bytes(st.space.free_bytes)} (minimum ${bytes(st.space.min_free_bytes)})`;
+    space.className = st.space.low ? "bad" : "";
+  } else {
+    space.textContent = "not watched";
+    space.className = "";
+  }
   const storeErr = $("store-error");
   storeErr.hidden = !st.last_error;
   storeErr.textContent = st.last_error ? `last error: ${st.last_error}` : "";
