@@ -132,3 +132,41 @@ func TestCLIClientPerlWorker(t *testing.T) {
 		t.Errorf("Perl worker recorded %q, want [b1 b2]", got)
 	}
 }
+
+// TestPerlWorkerFalseResults: Gearman::Worker sends WORK_COMPLETE,
+// WORK_DATA, WORK_WARNING and WORK_EXCEPTION as the job handle alone when
+// the value is false in Perl ("" or "0"). Each job must end with an empty
+// result (the worker never sends the "0"), foreground and background, and
+// the worker must live on to run the next job; an ERROR in answer used to
+// kill it at its next GRAB_JOB.
+func TestPerlWorkerFalseResults(t *testing.T) {
+	requirePerlGearman(t)
+	g := startServer(t)
+	worker := start(t, "", "perl", "testdata/worker.pl", g.addr, filepath.Join(t.TempDir(), "record"))
+	g.waitForWorkers("perl.echo", 1)
+
+	for _, arg := range []string{"", "0"} {
+		if got := g.perlClient("do", "perl.echo", arg); got != "" {
+			t.Errorf("do_task perl.echo %q = %q, want \"\"", arg, got)
+		}
+		g.perlClient("bg", "perl.echo", arg, "false-"+arg)
+		g.waitForStatus("perl.echo", functionStatus{Workers: 1})
+	}
+	if got, want := g.perlClient("events", "perl.quiet", "x"), "data \ndata \ncomplete \n"; got != want {
+		t.Errorf("do_task perl.quiet callbacks:\n%s\nwant:\n%s", got, want)
+	}
+	// In the background: a foreground client without the exceptions
+	// option would get WORK_FAIL as gearmand sends it, with a NUL after
+	// the handle, which Gearman::Client rejects.
+	g.perlClient("bg", "perl.except", "x", "false-except")
+	g.waitForStatus("perl.except", functionStatus{Workers: 1})
+
+	if got := g.perlClient("do", "perl.reverse", "still here"); got != "ereh llits" {
+		t.Errorf("do_task perl.reverse after the false results = %q, want \"ereh llits\"", got)
+	}
+	select {
+	case <-worker.done:
+		t.Fatalf("the Perl worker exited: %v\nstderr: %s", worker.err, worker.stderr.String())
+	default:
+	}
+}

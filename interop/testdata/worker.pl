@@ -8,6 +8,11 @@
 #   perl.progress  sends WORK_STATUS 1/2 and WORK_DATA "chunk", then answers
 #                  "done"
 #   perl.fail      fails the job (WORK_FAIL)
+#   perl.echo      answers with its argument; for "" or "0", false in Perl,
+#                  Gearman::Worker sends WORK_COMPLETE as the handle alone
+#   perl.quiet     sends WORK_DATA "", WORK_DATA "0" and WORK_WARNING "0"
+#                  (each the handle alone), then answers "0"
+#   perl.except    sends WORK_EXCEPTION "0" (the handle alone)
 use strict;
 use warnings;
 use Gearman::Worker;
@@ -37,6 +42,23 @@ $worker->register_function('perl.progress' => sub {
 
 $worker->register_function('perl.fail' => sub {
     return undef;
+});
+
+$worker->register_function('perl.echo' => sub {
+    return $_[0]->arg;
+});
+
+$worker->register_function('perl.quiet' => sub {
+    my $job = shift;
+    $worker->send_work_data($job, '');
+    $worker->send_work_data($job, '0');
+    $worker->send_work_warning($job, '0');
+    return '0';
+});
+
+$worker->register_function('perl.except' => sub {
+    $worker->send_work_exception($_[0], '0');
+    return;
 });
 
 $worker->work(stop_if => sub { 0 });
