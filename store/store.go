@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -158,6 +159,22 @@ type HandBackNote struct {
 	Why     string // "kept: ...", or what was changed and why
 	Jobs    int
 	Example string // one job it happened to, for people
+}
+
+// Merge adds the counts and notes of o to r.
+func (r *HandBackReport) Merge(o HandBackReport) {
+	r.Moved += o.Moved
+	r.NewUnique += o.NewUnique
+	r.Truncated += o.Truncated
+	r.Kept += o.Kept
+	for _, n := range o.Notes {
+		i := slices.IndexFunc(r.Notes, func(m HandBackNote) bool { return m.Why == n.Why })
+		if i < 0 {
+			r.Notes = append(r.Notes, n)
+			continue
+		}
+		r.Notes[i].Jobs += n.Jobs
+	}
 }
 
 // Note counts one job under why, keeping the first example.

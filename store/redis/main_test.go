@@ -49,6 +49,10 @@ func TestMain(m *testing.M) {
 		cqueueChild(v)
 		return
 	}
+	if v := os.Getenv(envHandBackChild); v != "" {
+		handBackChild(v)
+		return
+	}
 	goredis.SetLogger(quietLogger{})
 	code := func() int {
 		if url := os.Getenv("GEARMAND_TEST_REDIS_URL"); url != "" {
