@@ -50,6 +50,8 @@ func TestDefaults(t *testing.T) {
 		store:            store.Options{Path: "gearmand.db"},
 		storeMode:        store.WriteThrough,
 		flushInterval:    10 * time.Millisecond,
+		storeTimeout:     5 * time.Second,
+		storeMinFree:     64 << 20,
 		threads:          4,
 		hashtableBuckets: 991,
 		logFormat:        "text",
@@ -219,6 +221,8 @@ func TestServerConfig(t *testing.T) {
 		KeepAlive:     server.KeepAlive{Enable: true, Idle: 7 * time.Second},
 		LogLevel:      "INFO",
 		FlushInterval: 10 * time.Millisecond,
+		StoreTimeout:  5 * time.Second,
+		StoreMinFree:  64 << 20,
 		// --shutdown-timeout 30s
 		ShutdownTimeout: 30 * time.Second,
 		// the limits' defaults
@@ -346,6 +350,8 @@ func TestConfigFile(t *testing.T) {
 				storeDriver:      "bolt",
 				store:            store.Options{Path: "gearmand.db"},
 				flushInterval:    10 * time.Millisecond,
+				storeTimeout:     5 * time.Second,
+				storeMinFree:     64 << 20,
 				threads:          4,
 				hashtableBuckets: 991,
 				configFile:       conf,
