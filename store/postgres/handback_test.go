@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,77 @@ func TestHandBackAtomic(t *testing.T) {
 	}
 	if _, err := openNS(t, url, freshNamespace(t), ImportTable("-")).HandBack(context.Background()); err == nil || !strings.Contains(err.Error(), "--libpq-table") {
 		t.Errorf("HandBack with no C table: %v, want an error naming --libpq-table", err)
+	}
+}
+
+// envHandBackChild makes the test binary a child of TestHandBackKilled:
+// it opens the store the variable names ("namespace url") and hands its
+// jobs back, until the test kills it.
+const envHandBackChild = "GEARMAND_TEST_POSTGRES_HANDBACK_CHILD"
+
+// handBackChild is the child's whole life.
+func handBackChild(v string) {
+	ns, url, _ := strings.Cut(v, " ")
+	cgearmand.TakeoverChild(func() (store.Store, error) {
+		s, err := Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.HandBack(context.Background()); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+// TestHandBackKilled SIGKILLs a server while it holds C's table in its
+// hand-back transaction: PostgreSQL rolls it back, every job is still
+// ours and C's table is empty, and the next hand-back moves them all.
+func TestHandBackKilled(t *testing.T) {
+	url := pgtest.Server(t).NewDatabase(t)
+	const n = 100000
+	ns := freshNamespace(t)
+	openNS(t, url, ns).Close() // the schema, so that the statement below has a table
+	// C's table made beforehand, so that its lock is seen from here.
+	sqlOn(t, url, cCreateSQL, fmt.Sprintf(`INSERT INTO gearmand_jobs (namespace, seq, handle, function, unique_key, data,
+		priority, run_at_nanos, reducer, attempts, created_nanos)
+		SELECT '%s', i, '', 'f', convert_to('u-' || i, 'UTF8'), int4send(i), i %% 3, 0, '', 0, 0
+		FROM generate_series(1, %d) i`, ns, n))
+
+	child := cgearmand.StartChild(t, envHandBackChild, ns+" "+url)
+	conn := connect(t, url)
+	const holding = `SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE c.relname = 'queue' AND l.mode = 'ShareRowExclusiveLock' AND l.granted)`
+	for held := false; !held; {
+		select {
+		case <-child.Exited():
+			t.Fatalf("the child ended before its hand-back was seen running: %q", child.Output())
+		default:
+		}
+		if err := conn.QueryRow(context.Background(), holding).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	child.Kill()
+	// PostgreSQL notices the client is gone and rolls back: poll until the
+	// lock is let go, then look.
+	for held := true; held; {
+		if err := conn.QueryRow(context.Background(), holding).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countRows(t, url, "queue"); got != 0 {
+		t.Errorf("after a hand-back killed half-way C's table has %d rows, want none", got)
+	}
+	if got := countRows(t, url, "gearmand_jobs"); got != n {
+		t.Errorf("after a hand-back killed half-way the store holds %d jobs, want all %d", got, n)
+	}
+	rep, err := openNS(t, url, ns, Logger(slog.New(slog.DiscardHandler))).HandBack(context.Background())
+	if err != nil || rep.Moved != n {
+		t.Fatalf("the next hand-back: %+v, %v; want %d moved", rep, err, n)
+	}
+	if got := countRows(t, url, "queue"); got != n {
+		t.Errorf("after the next hand-back C's table has %d rows, want %d", got, n)
 	}
 }

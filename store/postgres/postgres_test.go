@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		cqueueChild(v)
 		return
 	}
+	if v := os.Getenv(envHandBackChild); v != "" {
+		handBackChild(v)
+		return
+	}
 	code := pgtest.Run(m)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
