@@ -45,6 +45,11 @@ type Fault struct {
 	// changes nothing; a failed fsync loses the changes it would have
 	// made durable (see the package doc).
 	Err syscall.Errno
+	// Lie makes the calls succeed without doing what they promise: a
+	// sync that makes nothing durable (a disk lying about its write
+	// cache). The changes it would have covered are lost to the next cut.
+	// For tests that check a test can see a loss at all.
+	Lie bool
 	// Delay is added to each call the fault applies to, before it runs or
 	// fails. The caller's interruption (a killed process) cuts it short.
 	Delay time.Duration
@@ -93,7 +98,12 @@ func (r *Rule) Fired() int {
 // relative to the root) and returns the error to fail it with, or 0, once
 // the delay has passed.
 func (f *FS) check(ctx context.Context, op Op, rel string) syscall.Errno {
-	var errno syscall.Errno
+	errno, _ := f.checkLie(ctx, op, rel)
+	return errno
+}
+
+// checkLie is check that also says whether a Lie fault applies.
+func (f *FS) checkLie(ctx context.Context, op Op, rel string) (errno syscall.Errno, lie bool) {
 	var delay time.Duration
 	f.mu.Lock()
 	for _, r := range f.mu.faults {
@@ -105,6 +115,7 @@ func (f *FS) check(ctx context.Context, op Op, rel string) syscall.Errno {
 			continue
 		}
 		r.fired++
+		lie = lie || r.fault.Lie
 		delay += r.fault.Delay
 		if errno == 0 {
 			errno = r.fault.Err
@@ -112,7 +123,7 @@ func (f *FS) check(ctx context.Context, op Op, rel string) syscall.Errno {
 	}
 	f.mu.Unlock()
 	sleepCtx(ctx.Done(), delay)
-	return errno
+	return errno, lie
 }
 
 func (r *Rule) matches(op Op, rel string) bool {

@@ -96,7 +96,7 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 		return n.syncDir(ctx)
 	}
 	st := n.state()
-	if errno := n.ffs.check(ctx, OpFsync, n.rel()); errno != 0 {
+	if errno, lie := n.ffs.checkLie(ctx, OpFsync, n.rel()); errno != 0 || lie {
 		st.dropDirty()
 		return errno
 	}
@@ -118,7 +118,7 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 }
 
 func (n *node) syncDir(ctx context.Context) syscall.Errno {
-	if errno := n.ffs.check(ctx, OpFsync, n.rel()); errno != 0 {
+	if errno, lie := n.ffs.checkLie(ctx, OpFsync, n.rel()); errno != 0 || lie {
 		return errno
 	}
 	return n.ffs.syncDir(n.key(), n.backingPath())
