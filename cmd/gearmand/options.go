@@ -115,6 +115,7 @@ type options struct {
 	help      bool
 	version   bool
 	checkArgs bool // validate the options and exit 0
+	handBack  bool // move the stored jobs into C gearmand's own place and exit (handback.go)
 }
 
 // flagValues is what pflag parses into; options turns it into options.
@@ -145,6 +146,7 @@ type flagValues struct {
 	hashtableBuckets  int
 	coredump          bool
 	checkArgs         bool
+	handBack          bool
 	configFile        string
 	queueType         string
 	storeNamespace    string
@@ -201,6 +203,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.IntVar(&v.hashtableBuckets, "hashtable-buckets", 991, "job hash table size (accepted and ignored)")
 	fs.BoolVar(&v.coredump, "coredump", false, "let crashes dump core (accepted and ignored)")
 	fs.BoolVar(&v.checkArgs, "check-args", false, "check the options and exit")
+	fs.BoolVar(&v.handBack, "hand-back", false, handBackUsage)
 	fs.StringVar(&v.configFile, "config-file", defaultConfigFile, "file of further options, whitespace-separated as on the command line, # starts a comment; the command line wins")
 	fs.StringVarP(&v.queueType, "queue-type", "q", defaultQueueType, "job store: "+queueTypeNames()+"; background jobs survive restarts and crashes in every store but builtin")
 	fs.StringVar(&v.storeNamespace, "store-namespace", "", "separates servers sharing one PostgreSQL or Redis; a server started with a dead one's namespace takes over its jobs (default <hostname>:<port>)")
@@ -329,6 +332,7 @@ func (v *flagValues) options(fs *pflag.FlagSet, getenv func(string) string) (*op
 		hashtableBuckets: v.hashtableBuckets,
 		coredump:         v.coredump,
 		checkArgs:        v.checkArgs,
+		handBack:         v.handBack,
 	}
 
 	o.port = v.port

@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case o.checkArgs:
 		return 0
+	case o.handBack:
+		return handBack(o, stdout, stderr)
 	}
 	if o.daemon && !child {
 		return daemonize(args, stderr)
