@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -40,18 +41,31 @@ var sslEnv = struct{ ca, certificate, key string }{
 	key:         "GEARMAND_SERVER_KEY",
 }
 
+// defaultTLSFiles are C gearmand's --ssl files, used for each one that
+// neither its option nor its environment variable names: gearmand 1.1.20
+// builds them from $(sysconfdir)/ssl/certs (Makefile.am), /etc on Debian.
+// The certificate and key must then exist; the CA file is used when it
+// exists (gearmand only logs its absence). A variable so that tests need
+// not write into /etc.
+var defaultTLSFiles = struct{ ca, certificate, key string }{
+	ca:          "/etc/ssl/certs/gearmand-ca.pem",
+	certificate: "/etc/ssl/certs/gearmand.pem",
+	key:         "/etc/ssl/certs/gearmand.key",
+}
+
 func addSecurityFlags(fs *pflag.FlagSet, v *securityFlags) {
-	fs.BoolVar(&v.ssl, "ssl", false, "serve TLS on the port (needs --ssl-certificate and --ssl-key); SIGHUP reloads the files")
-	fs.StringVar(&v.caFile, "ssl-ca-file", "", "PEM file of the CA that signs client certificates (env "+sslEnv.ca+")")
-	fs.StringVar(&v.certificate, "ssl-certificate", "", "PEM file of the server's certificate chain (env "+sslEnv.certificate+")")
-	fs.StringVar(&v.key, "ssl-key", "", "PEM file of the server's private key (env "+sslEnv.key+")")
+	fs.BoolVar(&v.ssl, "ssl", false, "serve TLS on the port; SIGHUP reloads the files")
+	fs.StringVar(&v.caFile, "ssl-ca-file", "", "PEM file of the CA that signs client certificates (env "+sslEnv.ca+"; default "+defaultTLSFiles.ca+" when it exists)")
+	fs.StringVar(&v.certificate, "ssl-certificate", "", "PEM file of the server's certificate chain (env "+sslEnv.certificate+"; default "+defaultTLSFiles.certificate+")")
+	fs.StringVar(&v.key, "ssl-key", "", "PEM file of the server's private key (env "+sslEnv.key+"; default "+defaultTLSFiles.key+")")
 	fs.StringVar(&v.verifyClient, "ssl-verify-client", verifyOff, "client certificates checked against --ssl-ca-file: off, require (the value when none is given) or if-given (write --ssl-verify-client=if-given); a verified client may run every admin command")
 	fs.Lookup("ssl-verify-client").NoOptDefVal = verifyRequire
 	fs.StringVar(&v.adminAllow, "admin-allow", "", "comma-separated CIDR networks or addresses, besides loopback and verified client certificates, allowed to run the admin commands that change state (shutdown, cancel job, create function, drop function, maxqueue)")
 }
 
 // tlsFiles validates the --ssl options: nil without --ssl. getenv supplies
-// gearmand's environment variables for the files not given as options.
+// gearmand's environment variables for the files not given as options, and
+// defaultTLSFiles those named by neither.
 func (v *securityFlags) tlsFiles(fs *pflag.FlagSet, getenv func(string) string) (*tlsconf.Files, error) {
 	if !v.ssl {
 		for _, name := range []string{"ssl-ca-file", "ssl-certificate", "ssl-key", "ssl-verify-client"} {
@@ -77,8 +91,26 @@ func (v *securityFlags) tlsFiles(fs *pflag.FlagSet, getenv func(string) string) 
 			return nil, fmt.Errorf("--%s: empty file name", s.option)
 		}
 	}
-	if f.Certificate == "" || f.Key == "" {
-		return nil, fmt.Errorf("--ssl: needs --ssl-certificate and --ssl-key (or %s and %s)", sslEnv.certificate, sslEnv.key)
+	for _, d := range []struct {
+		value *string
+		path  string
+	}{
+		{&f.Certificate, defaultTLSFiles.certificate},
+		{&f.Key, defaultTLSFiles.key},
+	} {
+		if *d.value != "" {
+			continue
+		}
+		if _, err := os.Stat(d.path); err != nil {
+			return nil, fmt.Errorf("--ssl: needs --ssl-certificate and --ssl-key (or %s and %s), or gearmand's default files %s and %s: %w",
+				sslEnv.certificate, sslEnv.key, defaultTLSFiles.certificate, defaultTLSFiles.key, err)
+		}
+		*d.value = d.path
+	}
+	if f.CA == "" {
+		if _, err := os.Stat(defaultTLSFiles.ca); err == nil {
+			f.CA = defaultTLSFiles.ca
+		}
 	}
 	switch v.verifyClient {
 	case verifyOff:
@@ -91,7 +123,7 @@ func (v *securityFlags) tlsFiles(fs *pflag.FlagSet, getenv func(string) string) 
 		return nil, fmt.Errorf("--ssl-verify-client: %q is not off, require or if-given", v.verifyClient)
 	}
 	if f.ClientAuth != tls.NoClientCert && f.CA == "" {
-		return nil, fmt.Errorf("--ssl-verify-client: needs --ssl-ca-file (or %s)", sslEnv.ca)
+		return nil, fmt.Errorf("--ssl-verify-client: needs --ssl-ca-file (or %s, or gearmand's default file %s)", sslEnv.ca, defaultTLSFiles.ca)
 	}
 	return f, nil
 }

@@ -21,7 +21,20 @@ import (
 	"gearmand/server/tlsconf/tlstest"
 )
 
+// useDefaultTLSFiles points gearmand's default --ssl files into dir (as
+// gearmand.pem, gearmand.key and gearmand-ca.pem) until the test ends, so
+// that no test reads the machine's /etc/ssl/certs.
+func useDefaultTLSFiles(t *testing.T, dir string) {
+	t.Helper()
+	saved := defaultTLSFiles
+	t.Cleanup(func() { defaultTLSFiles = saved })
+	defaultTLSFiles.ca = filepath.Join(dir, "gearmand-ca.pem")
+	defaultTLSFiles.certificate = filepath.Join(dir, "gearmand.pem")
+	defaultTLSFiles.key = filepath.Join(dir, "gearmand.key")
+}
+
 func TestSecurityOptions(t *testing.T) {
+	useDefaultTLSFiles(t, t.TempDir())
 	sslEnvSet := env("GEARMAND_CA_CERTIFICATE", "/env/ca.pem", "GEARMAND_SERVER_PEM", "/env/server.pem", "GEARMAND_SERVER_KEY", "/env/server.key")
 	for _, tc := range []struct {
 		name  string
@@ -77,6 +90,7 @@ func TestSecurityOptions(t *testing.T) {
 }
 
 func TestSecurityOptionErrors(t *testing.T) {
+	useDefaultTLSFiles(t, t.TempDir())
 	for _, tc := range []struct {
 		args []string
 		env  func(string) string
@@ -87,7 +101,7 @@ func TestSecurityOptionErrors(t *testing.T) {
 		{[]string{"--ssl"}, env(), "--ssl: needs --ssl-certificate and --ssl-key (or GEARMAND_SERVER_PEM and GEARMAND_SERVER_KEY)"},
 		{[]string{"--ssl", "--ssl-certificate", "/c.pem"}, env(), "--ssl: needs --ssl-certificate and --ssl-key"},
 		{[]string{"--ssl", "--ssl-certificate", "", "--ssl-key", "/k"}, env("GEARMAND_SERVER_PEM", "/c.pem"), "--ssl-certificate: empty file name"},
-		{[]string{"--ssl", "--ssl-certificate", "/c", "--ssl-key", "/k", "--ssl-verify-client"}, env(), "--ssl-verify-client: needs --ssl-ca-file (or GEARMAND_CA_CERTIFICATE)"},
+		{[]string{"--ssl", "--ssl-certificate", "/c", "--ssl-key", "/k", "--ssl-verify-client"}, env(), "--ssl-verify-client: needs --ssl-ca-file (or GEARMAND_CA_CERTIFICATE, or gearmand's default file "},
 		{[]string{"--ssl", "--ssl-certificate", "/c", "--ssl-key", "/k", "--ssl-verify-client=maybe"}, env(), `--ssl-verify-client: "maybe" is not off, require or if-given`},
 		{[]string{"--admin-allow", "10.0.0.0/33"}, env(), `--admin-allow: "10.0.0.0/33" is not an address or CIDR network`},
 		{[]string{"--admin-allow", "10.0.0.0/8,,fd00::/8"}, env(), "--admin-allow: empty entry"},
@@ -96,6 +110,81 @@ func TestSecurityOptionErrors(t *testing.T) {
 		if o, err := parseOptions(tc.args, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseOptions(%q) = %+v, %v; want an error containing %q", tc.args, o, err, tc.want)
 		}
+	}
+}
+
+// TestSSLDefaultFiles: --ssl with no file named by an option or the
+// environment uses gearmand's default files, each one on its own; the CA
+// file only when it exists. Missing defaults are refused with a message
+// that names them.
+func TestSSLDefaultFiles(t *testing.T) {
+	dir := t.TempDir()
+	useDefaultTLSFiles(t, dir)
+	ca := tlstest.NewCA(t, "test CA")
+	leaf := ca.Server(t)
+	certFile, keyFile := leaf.WriteFiles(t, t.TempDir(), "server")
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parse := func(args ...string) (*tlsconf.Files, error) {
+		o, err := parseOptions(args, env())
+		if err != nil {
+			return nil, err
+		}
+		return o.tls, nil
+	}
+	wantError := func(args []string, want ...string) {
+		t.Helper()
+		f, err := parse(args...)
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("parseOptions(%q) = %+v, %v; want an error containing %q", args, f, err, w)
+			}
+		}
+	}
+	def := defaultTLSFiles
+
+	wantError([]string{"--ssl"}, "--ssl: needs --ssl-certificate and --ssl-key (or GEARMAND_SERVER_PEM and GEARMAND_SERVER_KEY), or gearmand's default files "+def.certificate+" and "+def.key, "no such file or directory")
+	copyFile(certFile, def.certificate)
+	wantError([]string{"--ssl"}, def.key+": no such file or directory")
+	copyFile(keyFile, def.key)
+
+	f, err := parse("--ssl")
+	if want := (&tlsconf.Files{Certificate: def.certificate, Key: def.key}); err != nil || !reflect.DeepEqual(f, want) {
+		t.Fatalf("--ssl with the default certificate and key: %+v, %v; want %+v", f, err, want)
+	}
+	l, err := loadTLS(f)
+	if err != nil {
+		t.Fatalf("loading the default files: %v", err)
+	}
+	if got := l.Leaf().SerialNumber; got.Cmp(leaf.Cert.SerialNumber) != 0 {
+		t.Errorf("serving serial %v, want the default file's %v", got, leaf.Cert.SerialNumber)
+	}
+	wantError([]string{"--ssl", "--ssl-verify-client"}, "--ssl-verify-client: needs --ssl-ca-file (or GEARMAND_CA_CERTIFICATE, or gearmand's default file "+def.ca+")")
+
+	ca.WriteFile(t, dir, filepath.Base(def.ca))
+	f, err = parse("--ssl", "--ssl-verify-client")
+	if want := (&tlsconf.Files{Certificate: def.certificate, Key: def.key, CA: def.ca, ClientAuth: tls.RequireAndVerifyClientCert}); err != nil || !reflect.DeepEqual(f, want) {
+		t.Fatalf("--ssl with every default file: %+v, %v; want %+v", f, err, want)
+	}
+	if _, err := loadTLS(f); err != nil {
+		t.Fatalf("loading the default files with the CA: %v", err)
+	}
+
+	// Options and the environment still win, one file at a time.
+	o, err := parseOptions([]string{"--ssl", "--ssl-key", "/k.pem"}, env("GEARMAND_CA_CERTIFICATE", "/env/ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&tlsconf.Files{Certificate: def.certificate, Key: "/k.pem", CA: "/env/ca.pem"}); !reflect.DeepEqual(o.tls, want) {
+		t.Errorf("--ssl --ssl-key with the CA from the environment: %+v, want %+v", o.tls, want)
 	}
 }
 
@@ -123,15 +212,21 @@ func TestBinaryTLS(t *testing.T) {
 	certFile, keyFile := first.WriteFiles(t, dir, "server")
 
 	t.Run("bad options exit 1", func(t *testing.T) {
-		for _, tc := range []struct {
+		type badOptions struct {
 			args []string
 			want string
-		}{
+		}
+		cases := []badOptions{
 			{[]string{"--admin-allow", "10.0.0.0/33"}, `gearmand: --admin-allow: "10.0.0.0/33" is not an address or CIDR network`},
-			{[]string{"--ssl"}, "gearmand: --ssl: needs --ssl-certificate and --ssl-key"},
 			{[]string{"-q", "builtin", "-p", "0", "-L", "127.0.0.1", "-P", filepath.Join(t.TempDir(), "pid"),
 				"--ssl", "--ssl-certificate", filepath.Join(dir, "missing.pem"), "--ssl-key", keyFile}, "missing.pem: no such file or directory"},
-		} {
+		}
+		// The binary's defaults are the machine's own files.
+		if _, err := os.Stat(defaultTLSFiles.certificate); err != nil {
+			cases = append(cases, badOptions{[]string{"--ssl", "--ssl-key", keyFile},
+				"gearmand: --ssl: needs --ssl-certificate and --ssl-key (or GEARMAND_SERVER_PEM and GEARMAND_SERVER_KEY), or gearmand's default files " + defaultTLSFiles.certificate})
+		}
+		for _, tc := range cases {
 			stdout, stderr, status := runGearmand(t, bin, tc.args...)
 			if status != 1 || stdout != "" || !strings.Contains(stderr, tc.want) {
 				t.Errorf("gearmand %q: status %d, stdout %q, stderr %q; want status 1 and %q", tc.args, status, stdout, stderr, tc.want)
