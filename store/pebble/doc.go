@@ -48,6 +48,28 @@
 // checksum) fails Replay with store.ErrCorrupt instead: it cannot be
 // narrowed down to one record.
 //
+// # Fatal errors
+//
+// Pebble calls its logger's Fatalf, which must not return, where it
+// cannot go on. Two cases, told apart by where they come from:
+//
+//   - A commit whose log write or sync failed ("pebble: fatal commit
+//     error", a full disk): raised on Apply's own goroutine with no Pebble
+//     lock held. The store recovers it: that Apply fails with
+//     store.ErrUnavailable and the reason, and the database is failed.
+//     The next Apply (or Replay chunk) closes it and opens it again from
+//     the directory, where Pebble's log holds every batch it acknowledged;
+//     until that works (the disk still full) each one fails with the
+//     reason. The batch that failed was not acknowledged; it may come
+//     back at the reopen if part of it reached the log (at least once).
+//   - Anything else (a MANIFEST that cannot be written or synced by a
+//     background flush or compaction, a broken invariant): Pebble's view
+//     of its files may no longer be the disk's, and going on, or closing,
+//     could remove a log that still holds acknowledged jobs. The process
+//     logs one line saying so and exits with status 1; the next start
+//     recovers every acknowledged job from disk. The server's space guard
+//     (--store-min-free) keeps a full disk from getting this far.
+//
 // Pebble's own log lines go to slog: routine ones (flushes, compactions,
 // log recovery) at debug level, errors at error level.
 package pebble

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -71,6 +74,7 @@ type Option func(*config)
 
 type config struct {
 	logger *slog.Logger
+	fs     vfs.FS // nil: walFS (tests put faults in)
 }
 
 // Logger sets where Pebble's log lines go (default slog.Default()).
@@ -88,15 +92,21 @@ type Store struct {
 	dir      string
 	resolved string // dir's absolute path, symlinks resolved: its key in open
 	lock     *pebbledb.Lock
+	fs       vfs.FS
+	log      logger
 
-	// mu guards db against Close: Pebble panics on use of a closed DB and
-	// must not be closed under an open iterator or a commit, so Apply and
-	// each Replay chunk hold mu for reading and Close holds it for writing.
+	// mu guards db against Close and reopen: Pebble panics on use of a
+	// closed DB and must not be closed under an open iterator or a commit,
+	// so Apply and each Replay chunk hold mu for reading and Close and
+	// reopen hold it for writing.
 	mu struct {
 		sync.RWMutex
-		db     *pebbledb.DB
+		db     *pebbledb.DB // nil while failed and not yet reopened
 		closed bool
 	}
+	// failed is why the database failed (see Fatal errors), nil while it
+	// works. Set under mu read-locked, cleared under mu write-locked.
+	failed atomic.Pointer[error]
 
 	store.CorruptReporter // the store.Corruption capability
 }
@@ -104,6 +114,7 @@ type Store struct {
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Corruption = (*Store)(nil)
+	_ store.Pather     = (*Store)(nil)
 )
 
 // open lists the directories held by a Store of this process, by their
@@ -174,14 +185,28 @@ func Open(dir string, opts ...Option) (_ *Store, err error) {
 	if err != nil {
 		return nil, interpretError(dir, lockFailure{err})
 	}
+	s := &Store{dir: dir, resolved: resolved, lock: lock, fs: cmp.Or(cfg.fs, newWALFS()), log: logger{cfg.logger.With("store", "pebble", "dir", dir)}}
+	db, err := s.openDB()
+	if err != nil {
+		lock.Close()
+		return nil, interpretError(dir, err)
+	}
+	s.mu.db = db
+	return s, nil
+}
+
+// openDB opens the Pebble database in s.dir under s.lock, which it does
+// not release when it closes (Pebble leaves a lock passed in to its
+// owner): a reopen keeps the directory locked throughout.
+func (s *Store) openDB() (*pebbledb.DB, error) {
 	cache := pebbledb.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	log := logger{cfg.logger.With("store", "pebble", "dir", dir)}
-	db, err := pebbledb.Open(dir, &pebbledb.Options{
-		FS:           newWALFS(),
+	log := s.log
+	return pebbledb.Open(s.dir, &pebbledb.Options{
+		FS:           s.fs,
 		Cache:        cache,
 		MemTableSize: memTableSize,
-		Lock:         lock,
+		Lock:         s.lock,
 		Logger:       log,
 		EventListener: &pebbledb.EventListener{
 			// Pebble's default is Fatalf. A damaged block also fails the
@@ -195,25 +220,36 @@ func Open(dir string, opts ...Option) (_ *Store, err error) {
 			},
 		},
 	})
-	if err != nil {
-		lock.Close()
-		return nil, interpretError(dir, err)
-	}
-	s := &Store{dir: dir, resolved: resolved, lock: lock}
-	s.mu.db = db
-	return s, nil
 }
 
 // Dir is the directory the store was opened on.
 func (s *Store) Dir() string { return s.dir }
 
+// Path is Dir: the store.Pather capability, so that the server watches the
+// free space of the directory's filesystem.
+func (s *Store) Path() string { return s.dir }
+
 // Apply writes b's adds and deletes as one Pebble batch committed with
 // pebble.Sync: durable, and atomic across a crash, when it returns nil.
+//
+// A commit that Pebble cannot complete (its log cannot be written: a full
+// disk) fails the database; this Apply and every later one return an
+// error wrapping store.ErrUnavailable with the reason, and each later
+// Apply first tries to reopen the database from what is on disk (see
+// Fatal errors in the package doc).
 func (s *Store) Apply(ctx context.Context, b store.Batch) error {
+	if s.failed.Load() != nil {
+		if err := s.reopen(); err != nil {
+			return err
+		}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.mu.closed {
 		return store.ErrClosed
+	}
+	if s.mu.db == nil {
+		return s.failure()
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -236,7 +272,14 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 		return interpretError(s.dir, fmt.Errorf("%w: a batch of %d bytes", pebbledb.ErrBatchTooLarge, size))
 	}
 	batch := s.mu.db.NewBatchWithSize(size)
-	defer batch.Close()
+	defer func() {
+		if s.failed.Load() != nil {
+			// The batch of a commit that failed fatally is garbage;
+			// Pebble may refuse to close it.
+			defer func() { _ = recover() }()
+		}
+		batch.Close()
+	}()
 	var key [store.KeySize]byte
 	for _, seq := range b.Deletes {
 		if err := batch.Delete(store.AppendKey(key[:0], seq), nil); err != nil {
@@ -251,7 +294,22 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) error {
 			return interpretError(s.dir, err)
 		}
 	}
-	return interpretError(s.dir, batch.Commit(pebbledb.Sync))
+	return s.commit(batch)
+}
+
+// commit commits b with pebble.Sync, turning a fatal commit error (see
+// logger.Fatalf) into a failed store.
+func (s *Store) commit(b *pebbledb.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var f fatalCommit
+			if !errors.As(asError(r), &f) {
+				panic(r)
+			}
+			err = s.fail(f)
+		}
+	}()
+	return interpretError(s.dir, b.Commit(pebbledb.Sync))
 }
 
 // Replay calls fn for every stored record in ascending Seq order, with no
@@ -265,10 +323,18 @@ func (s *Store) Replay(ctx context.Context, fn func(store.Record) error) error {
 // iterator, up to the chunk limits. next is where the following chunk
 // starts, nil at the end.
 func (s *Store) readChunk(from []byte) (chunk []store.Entry, next []byte, err error) {
+	if s.failed.Load() != nil {
+		if err := s.reopen(); err != nil {
+			return nil, nil, err
+		}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.mu.closed {
 		return nil, nil, store.ErrClosed
+	}
+	if s.mu.db == nil {
+		return nil, nil, s.failure()
 	}
 	it, err := s.mu.db.NewIter(&pebbledb.IterOptions{LowerBound: from})
 	if err != nil {
@@ -311,8 +377,11 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.mu.closed = true
-	err := s.mu.db.Close()
-	s.mu.db = nil
+	var err error
+	if s.mu.db != nil {
+		err = closeDB(s.mu.db)
+		s.mu.db = nil
+	}
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr
 	}
@@ -336,6 +405,7 @@ func interpretError(dir string, err error) error {
 	var (
 		errno syscall.Errno
 		lock  lockFailure
+		fatal fatalCommit
 	)
 	switch {
 	case err == nil:
@@ -354,6 +424,8 @@ func interpretError(dir string, err error) error {
 			return store.Wrap(fmt.Sprintf("pebble: %s is in use by another gearmand (pebble LOCK file)", dir), store.ErrLocked, err)
 		}
 		return fmt.Errorf("pebble: cannot lock %s: %w", dir, lock.err)
+	case errors.As(err, &fatal):
+		return store.Wrap(fmt.Sprintf("pebble: %s failed (%s); it is reopened from what is on disk at the next write", dir, fatal.msg), store.ErrUnavailable, err)
 	case errors.Is(err, pebbledb.ErrClosed):
 		return store.Wrap("pebble: "+dir+": "+err.Error(), store.ErrClosed, err)
 	case errors.Is(err, pebbledb.ErrBatchTooLarge):
@@ -380,11 +452,105 @@ func (g logger) Errorf(format string, args ...any) {
 	g.l.Error(fmt.Sprintf(format, args...))
 }
 
-// Fatalf is for states Pebble cannot continue from (a MANIFEST it cannot
-// write, say); it must not return. A panic keeps the stack in the crash
-// report; the jobs are safe on disk for the next start.
+// Fatalf is for states Pebble cannot continue from; it must not return.
+//
+// A commit that failed (its log could not be written or synced: a full
+// disk) reaches it from Apply's goroutine, with no Pebble lock held: it
+// panics with a fatalCommit, which Apply recovers and turns into a failed
+// store that the next Apply reopens. Nothing acknowledged is at risk: the
+// batch was not acknowledged, and the database's view of its files is
+// intact.
+//
+// Any other (a MANIFEST that cannot be written or synced, a broken
+// invariant) comes from a background flush or compaction, often with
+// Pebble's own lock held, and means Pebble's view of its files may no
+// longer be the disk's: going on, or closing, could remove a log that
+// still holds acknowledged jobs. So the process logs why and exits with
+// status 1; the next start recovers the jobs from what is on disk.
 func (g logger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	g.l.Error("pebble fatal error", "err", msg)
-	panic("pebble: " + msg)
+	if strings.HasPrefix(msg, fatalCommitPrefix) {
+		g.l.Error("pebble could not commit a batch; the store fails until it is reopened", "err", msg)
+		panic(fatalCommit{msg})
+	}
+	g.l.Error("pebble failed outside a commit and cannot go on safely: its files may no longer match what it holds in memory, and going on could remove a log holding acknowledged jobs; exiting with status 1 (the next start recovers every acknowledged job from disk)", "err", msg)
+	exit(1)
+}
+
+// exit is os.Exit; tests replace it.
+var exit = os.Exit
+
+// fatalCommitPrefix starts the message Pebble's DB.Apply passes to Fatalf
+// when its commit pipeline fails (db.go), the one fatal error raised on
+// the caller's goroutine.
+const fatalCommitPrefix = "pebble: fatal commit error"
+
+// fatalCommit is what Fatalf panics with for a failed commit.
+type fatalCommit struct{ msg string }
+
+func (f fatalCommit) Error() string { return f.msg }
+
+// asError is a recovered panic value as an error.
+func asError(r any) error {
+	if err, ok := r.(error); ok {
+		return err
+	}
+	return fmt.Errorf("%v", r)
+}
+
+// fail marks the database failed after a fatal commit, and returns the
+// error Apply reports. Called with mu read-locked.
+func (s *Store) fail(f fatalCommit) error {
+	err := interpretError(s.dir, f)
+	s.failed.Store(&err)
+	return err
+}
+
+// failure is the error of a failed database that could not be reopened.
+func (s *Store) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return store.ErrUnavailable
+}
+
+// reopen closes the failed database and opens it again from what is on
+// disk: Pebble replays its log, whose synced records are every batch it
+// acknowledged. On failure (the disk is still full, say) the store stays
+// failed and the error says why; the next call tries again.
+func (s *Store) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.failed.Load()
+	switch {
+	case s.mu.closed:
+		return store.ErrClosed
+	case p == nil:
+		return nil // reopened meanwhile
+	}
+	if s.mu.db != nil {
+		if err := closeDB(s.mu.db); err != nil {
+			s.log.l.Warn("closing the failed pebble database", "err", err)
+		}
+		s.mu.db = nil
+	}
+	db, err := s.openDB()
+	if err != nil {
+		return fmt.Errorf("%w; reopening it failed: %v", *p, interpretError(s.dir, err))
+	}
+	s.mu.db = db
+	s.failed.Store(nil)
+	s.log.l.Warn("pebble reopened after a failure; writes work again")
+	return nil
+}
+
+// closeDB closes db, turning a panic of Pebble's (a database whose commit
+// pipeline failed) into an error.
+func closeDB(db *pebbledb.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble panicked while closing: %v", r)
+		}
+	}()
+	return db.Close()
 }
