@@ -52,6 +52,7 @@ func powerCuts(t *testing.T) int {
 // durable.
 func cutPower(t *testing.T, ffs *faultfs.FS) {
 	t.Helper()
+	t.Logf("power cut: %d bytes written since their files' last sync are lost", ffs.Unsynced())
 	if err := ffs.Cut(); err != nil {
 		t.Fatalf("power cut: %v", err)
 	}

@@ -154,6 +154,23 @@ func (f *FS) Cut() error {
 	return f.buildLocked(f.backing, f.mu.rootKey)
 }
 
+// Unsynced returns how many bytes were written, truncated or allocated
+// since the last successful sync of their files: roughly what a Cut now
+// would lose (ranges written twice count twice).
+func (f *FS) Unsynced() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, st := range f.mu.files {
+		st.mu.Lock()
+		for _, e := range st.mu.dirty {
+			n += e.n
+		}
+		st.mu.Unlock()
+	}
+	return n
+}
+
 // buildLocked recreates the durable entries of directory key in dir.
 func (f *FS) buildLocked(dir string, key fileKey) error {
 	for name, e := range f.mu.dirs[key] {

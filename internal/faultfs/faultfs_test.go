@@ -88,6 +88,9 @@ func TestPowerCutKeepsOnlyWhatWasSynced(t *testing.T) {
 	a.Write([]byte(" more"))
 	a.Close()
 	writeFile(t, filepath.Join(m, "entry-unsynced"), []byte("four"), true)
+	if n, want := f.Unsynced(), int64(len("two")+len(" more")); n != want {
+		t.Errorf("Unsynced() = %d before the cut, want %d (the unsynced file's data and the append)", n, want)
+	}
 	if err := os.Rename(filepath.Join(m, "sub", "inner"), filepath.Join(m, "sub", "renamed")); err != nil {
 		t.Fatal(err)
 	}
