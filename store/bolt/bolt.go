@@ -123,6 +123,14 @@ type Store struct {
 	ahead   *zeroAhead
 	fault   error // when set, checkpoints fail with it (tests), under writeMu
 	failing bool  // the last checkpoint failed, under writeMu
+	// broken is why bbolt panicked in a checkpoint (a damaged file, a
+	// broken invariant), under writeMu: no checkpoint touches the file
+	// again, and each fails with it. The journals keep every acknowledged
+	// job; the next start recovers them.
+	broken error
+	// panicWith, when set, makes a checkpoint's transaction panic with it
+	// as bbolt does on a damaged file (tests), under writeMu.
+	panicWith any
 	log     *slog.Logger
 
 	// problems holds what Open's recovery found wrong in the journals,
@@ -420,7 +428,7 @@ func (s *Store) startCheckpoint() {
 // stop failing.
 func (s *Store) run(c *checkpoint) {
 	s.writeMu.Lock()
-	c.err = s.write(c)
+	c.err = s.guardedWrite(c)
 	switch {
 	case c.err != nil && !s.failing:
 		s.log.Warn("bolt: a checkpoint failed; new jobs are still journaled, durably, and the checkpoint is retried", "file", s.path, "err", c.err)
@@ -480,6 +488,28 @@ func (s *Store) flush() error {
 	return nil
 }
 
+// guardedWrite is write, except that a panic of bbolt's (its answer to a
+// damaged file or a broken invariant, on a checkpoint that runs on its own
+// goroutine) becomes an error instead of ending the process, and stops
+// checkpoints for good: bbolt's state in memory can no longer be trusted
+// to write the file. Apply keeps journaling, durably, up to the bound on
+// what waits for a checkpoint, and then fails with the reason; nothing
+// acknowledged is lost, as the journals stay for the next start to
+// recover. Called with writeMu held.
+func (s *Store) guardedWrite(c *checkpoint) (err error) {
+	if s.broken != nil {
+		return s.broken
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.broken = fmt.Errorf("%w: bbolt failed while checkpointing %s: %v; checkpoints are stopped, new jobs are journaled until the journal bound, and a restart recovers every acknowledged job from the journals", store.ErrCorrupt, s.path, r)
+			s.log.Error("bolt: bbolt failed; the server goes on, but restart it to recover the store", "file", s.path, "err", s.broken)
+			err = s.broken
+		}
+	}()
+	return s.write(c)
+}
+
 // write applies c's operations to the bbolt file in one transaction, in
 // Seq order, with c's marker, then removes the journals it made redundant.
 // Called with writeMu held.
@@ -503,6 +533,9 @@ func (s *Store) write(c *checkpoint) error {
 		// full page is never split again, and fewer pages are written
 		// than at bbolt's default half fill.
 		bk.FillPercent = 1.0
+		if s.panicWith != nil {
+			panic(s.panicWith)
+		}
 		for _, seq := range seqs {
 			keys = store.AppendKey(keys, seq)
 			k := keys[len(keys)-store.KeySize:]

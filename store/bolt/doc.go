@@ -52,6 +52,14 @@
 // fails erases its frame's header if it can, and the next Apply starts a
 // new journal.
 //
+// bbolt answers a damaged file or a broken invariant with a panic. In a
+// checkpoint, which runs on its own goroutine, that would end the process;
+// the store recovers it instead, logs it, and stops checkpointing for good
+// (bbolt's state in memory is no longer to be trusted): Apply keeps
+// journaling, durably, up to the same bound, then fails with
+// store.ErrCorrupt and the reason. Every acknowledged job is in the
+// journals, which stay for the next start to recover.
+//
 // Open reads the journals from the marker on, oldest first, checkpoints
 // them and removes them, before Replay. Each journal starts with the
 // bbolt file's identity (16 random bytes kept in the file), and they must

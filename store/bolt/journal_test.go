@@ -557,3 +557,47 @@ func TestApplyWaitsForASlowCheckpoint(t *testing.T) {
 		t.Fatalf("%d records, want %d", n, seq+1)
 	}
 }
+
+// A panic of bbolt's in a checkpoint (its answer to a damaged file), on
+// the checkpoint's own goroutine, does not end the process: checkpoints
+// stop, Apply journals on until the bound and then fails with the reason,
+// and a reopen recovers every acknowledged job from the journals.
+func TestBboltPanicInACheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	var logged bytes.Buffer
+	s, err := Open(path, CheckpointSize(4<<10), Logger(slog.New(slog.NewTextHandler(&logged, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writeMu.Lock()
+	s.panicWith = "page 7 already freed"
+	s.writeMu.Unlock()
+	var acked uint64
+	for seq := uint64(1); seq < 10000; seq++ {
+		err := s.Apply(context.Background(), store.Batch{Adds: []store.Record{storetest.Sample(seq)}})
+		if err != nil {
+			if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "page 7 already freed") {
+				t.Fatalf("Apply of %d: %v, want ErrCorrupt naming bbolt's panic", seq, err)
+			}
+			break
+		}
+		acked = seq
+	}
+	if acked >= 9999 {
+		t.Fatal("Apply never failed")
+	}
+	if !strings.Contains(logged.String(), "bbolt failed") {
+		t.Errorf("the failure was not logged:\n%s", logged.String())
+	}
+	if err := s.Close(); !errors.Is(err, store.ErrCorrupt) {
+		t.Errorf("Close: %v, want the checkpoint's error (the journals stay)", err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopening: %v", err)
+	}
+	defer s2.Close()
+	if got := seqsOf(t, s2); !slices.Equal(got, span(1, acked)) {
+		t.Fatalf("after a reopen: %d records, want the %d acknowledged", len(got), acked)
+	}
+}
