@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +35,8 @@ type dropInQueue struct {
 	args func(t *testing.T) []string
 	// shared: both servers keep their jobs in C's own table, so ours can
 	// hand jobs back to C (SQLite, MySQL). PostgreSQL and Redis take C's
-	// jobs over into our own layout at start, one way.
+	// jobs over into our own layout at start; gearmand --hand-back moves
+	// them back (TestHandBackToC).
 	shared bool
 }
 
@@ -62,13 +65,25 @@ var dropInQueues = []dropInQueue{
 // libsqlite3 and redis modules overwrite the first, losing it. (libgearman
 // clients send a generated UUID as the unique; raw protocol clients, such
 // as ours, may send none.) Ours keeps them all.
-type dropInJobs struct{ toC bool }
+//
+// cutAtNUL: C gearmand 1.1.20's redis queue reads a job's data back only up
+// to its first NUL, so jobs handed back to it run with their data cut there.
+type dropInJobs struct{ toC, cutAtNUL bool }
 
 func (js dropInJobs) job(i int) (unique string, data []byte, pri client.Priority) {
 	if i%3 != 0 || (js.toC && i > 0) {
 		unique = fmt.Sprintf("u-%d-x", i)
 	}
 	return unique, fmt.Appendf(nil, "job %d\x00end", i), []client.Priority{client.High, client.Normal, client.Low}[i%3]
+}
+
+// ranAs is the data job i reaches a worker with.
+func (js dropInJobs) ranAs(i int) []byte {
+	_, data, _ := js.job(i)
+	if js.cutAtNUL {
+		data, _, _ = bytes.Cut(data, []byte{0})
+	}
+	return data
 }
 
 // TestCQueueRunsHere: jobs C gearmand left in its persistent queue run on
@@ -128,6 +143,60 @@ func TestOurQueueRunsOnC(t *testing.T) {
 			l = g.start()
 			if n := l.replayed(); n != 0 {
 				t.Errorf("after C drained the queue ours replayed %d jobs, want 0", n)
+			}
+			l.stop(t)
+		})
+	}
+}
+
+// TestHandBackToC: with -q Postgres and -q redis ours keeps jobs in its
+// own layout; gearmand --hand-back moves them into C gearmand's table or
+// keys, and C gearmand started with the same options runs every one, once
+// (under a generated unique where ours had none; with Redis, the data cut
+// at its NUL, as C reads it). With -q libsqlite3 the jobs are in C's table
+// already: --hand-back says so and moves nothing.
+func TestHandBackToC(t *testing.T) {
+	for _, q := range dropInQueues {
+		if q.shared && q.name != "libsqlite3" { // one shared queue shows the answer
+			continue
+		}
+		t.Run(q.name, func(t *testing.T) {
+			args := q.args(t)
+			// Each life here listens on a port of its own: the namespace,
+			// which defaults to <hostname>:<port>, is named so that every
+			// life has the same one, as a server on one port has.
+			ours := append(slices.Clone(args), "--store-namespace", "handback")
+			g := newGearmand(t, ours...)
+			l := g.start()
+			js := dropInJobs{cutAtNUL: q.name == "redis"}
+			js.submit(t, l.addr)
+			l.stop(t)
+
+			hb, err := g.spawn(append(ours, "--hand-back")...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb.waitExit(t)
+			out := hb.stderr.String()
+			t.Logf("gearmand --hand-back:\n%s", out)
+			switch code := hb.cmd.ProcessState.ExitCode(); {
+			case code != 0:
+				t.Fatalf("gearmand --hand-back exited %d:\n%s", code, out)
+			case q.shared && !strings.Contains(out, "nothing needs moving"):
+				t.Errorf("gearmand --hand-back on C's own table does not say nothing needs moving:\n%s", out)
+			case !q.shared && !strings.Contains(out, fmt.Sprintf("handed %d jobs back", dropInCount)):
+				t.Errorf("gearmand --hand-back does not say it handed %d jobs back:\n%s", dropInCount, out)
+			}
+			if !q.shared && !strings.Contains(out, "jobs: new unique: an empty unique") {
+				t.Errorf("gearmand --hand-back does not say which jobs got a new unique:\n%s", out)
+			}
+
+			c := startC(t, args)
+			js.drain(t, c.Addr)
+			c.Stop(t)
+			l = g.start()
+			if n := l.replayed(); n != 0 {
+				t.Errorf("after C drained the handed-back jobs ours replayed %d, want 0", n)
 			}
 			l.stop(t)
 		})
@@ -196,7 +265,7 @@ func (js dropInJobs) drain(t *testing.T, addr string) {
 		seen[string(d)]++
 	}
 	for i := range dropInCount {
-		_, data, _ := js.job(i)
+		data := js.ranAs(i)
 		if n := seen[string(data)]; n != 1 {
 			t.Errorf("job %d (%q) ran %d times, want once", i, data, n)
 		}
