@@ -129,7 +129,8 @@ func TestDiskFaults(t *testing.T) {
 				if survived {
 					l.kill(t)
 				} else {
-					t.Logf("the server exited (%v); the end of its log:\n%s", l.cmd.ProcessState, tail(l.log(), 15))
+					t.Errorf("the server exited under %s (%v): a disk fault must fail the store, not the process; the end of its log:\n%s",
+						sf.name, l.cmd.ProcessState, tail(l.log(), 15))
 				}
 				cutPower(t, ffs)
 				l = g.start()
@@ -141,12 +142,6 @@ func TestDiskFaults(t *testing.T) {
 						len(v.missing), sf.name, min(10, len(v.missing)), strings.Join(v.missing[:min(10, len(v.missing))], "\n\t"))
 				}
 				if after.acked == 0 {
-					if !survived && st.name == "pebble" && sf.fault.Err != 0 && os.Getenv("CRASHTEST_PEBBLE_FATAL") != "fail" {
-						// Known: store/pebble turns pebble's fatal commit
-						// error into a panic (issue 16 item 3). Remove this
-						// excuse once that is fixed.
-						t.Skipf("KNOWN BUG (issue 16 item 3): pebble's fatal path killed the server on %s; nothing acknowledged was lost. CRASHTEST_PEBBLE_FATAL=fail makes this fail", sf.name)
-					}
 					t.Errorf("after the fault was lifted the server acknowledged no job: %s", after)
 				}
 				l.stop(t)
