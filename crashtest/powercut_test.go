@@ -241,3 +241,49 @@ func TestPowerCutLosesWhatWasNotSynced(t *testing.T) {
 	}
 	l.stop(t)
 }
+
+// TestPowerCutAfterDiskFault fails a few writes or fsyncs of the store at
+// a random moment under load, then kills the server and cuts the power
+// shortly after, before later commits can paper over what a failed fsync
+// dropped, and restarts, several times: every acknowledged job must run.
+// Refusals are expected from the fault on.
+func TestPowerCutAfterDiskFault(t *testing.T) {
+	faults := storeFaults[:3] // the failing ones, not the stall
+	for _, st := range mountedStores {
+		t.Run(st.name, func(t *testing.T) {
+			start := time.Now()
+			ffs := faultfs.Start(t)
+			g := newGearmand(t, append(st.args(ffs.Dir()), writeThrough...)...)
+			r := newLedger(t)
+			rng := newRand(t)
+			cuts := powerCuts(t)
+			for range cuts {
+				l := g.start()
+				s := r.startSubmitting(l, submitLoad)
+				s.waitAcks(t, 1)
+				time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+				sf := faults[rng.IntN(len(faults))]
+				sf.fault.Times = 1 + rng.IntN(3)
+				s.killing.Store(true) // refusals are expected from here on
+				rule := ffs.Inject(sf.fault)
+				time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+				alive := l.serving()
+				if alive {
+					s.killServer(t)
+				} else {
+					s.finish(t)
+					t.Errorf("life %d exited under %s: %v", l.n, sf.name, l.cmd.ProcessState)
+				}
+				rule.Remove()
+				t.Logf("life %d: replayed %d, acknowledged %d, %s ×%d (fired %d), killed", l.n, l.replayed(), s.acks.Load(), sf.name, sf.fault.Times, rule.Fired())
+				cutPower(t, ffs)
+			}
+			l := g.start()
+			r.drain(l, 4, 0)
+			v := r.check(0)
+			t.Logf("%s: %d faults each followed by a power cut, %d jobs acknowledged, %d lost; took %v",
+				st.name, cuts, v.acked, len(v.missing), time.Since(start).Round(time.Millisecond))
+			l.stop(t)
+		})
+	}
+}
