@@ -2,14 +2,11 @@ package crashtest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"gearmand/client"
 	"gearmand/internal/cgearmand"
@@ -130,23 +127,33 @@ func TestOurQueueRunsOnC(t *testing.T) {
 		}
 		t.Run(q.name, func(t *testing.T) {
 			args := q.args(t)
-			g := newGearmand(t, args...)
-			l := g.start()
-			var js dropInJobs
-			js.submit(t, l.addr)
-			l.stop(t)
-
-			c := startC(t, args)
-			js.drain(t, c.Addr)
-			c.Stop(t)
-
-			l = g.start()
-			if n := l.replayed(); n != 0 {
-				t.Errorf("after C drained the queue ours replayed %d jobs, want 0", n)
-			}
-			l.stop(t)
+			dropInJobs{}.runOnC(t, args, args, nil)
 		})
 	}
+}
+
+// runOnC queues the jobs on ours, started with the options ours, stops
+// it, calls between (when not nil) with it, lets C gearmand started with
+// the options args drain them, and checks that ours then replays none.
+func (js dropInJobs) runOnC(t *testing.T, args, ours []string, between func(g *gearmand)) {
+	t.Helper()
+	g := newGearmand(t, ours...)
+	l := g.start()
+	js.submit(t, l.addr)
+	l.stop(t)
+	if between != nil {
+		between(g)
+	}
+
+	c := startC(t, args)
+	js.drain(t, c.Addr)
+	c.Stop(t)
+
+	l = g.start()
+	if n := l.replayed(); n != 0 {
+		t.Errorf("after C drained the queue ours replayed %d jobs, want 0", n)
+	}
+	l.stop(t)
 }
 
 // TestHandBackToC: with -q Postgres and -q redis ours keeps jobs in its
@@ -166,39 +173,25 @@ func TestHandBackToC(t *testing.T) {
 			// which defaults to <hostname>:<port>, is named so that every
 			// life has the same one, as a server on one port has.
 			ours := append(slices.Clone(args), "--store-namespace", "handback")
-			g := newGearmand(t, ours...)
-			l := g.start()
-			js := dropInJobs{cutAtNUL: q.name == "redis"}
-			js.submit(t, l.addr)
-			l.stop(t)
-
-			hb, err := g.spawn(append(ours, "--hand-back")...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hb.waitExit(t)
-			out := hb.stderr.String()
-			t.Logf("gearmand --hand-back:\n%s", out)
-			switch code := hb.cmd.ProcessState.ExitCode(); {
-			case code != 0:
-				t.Fatalf("gearmand --hand-back exited %d:\n%s", code, out)
-			case q.shared && !strings.Contains(out, "nothing needs moving"):
-				t.Errorf("gearmand --hand-back on C's own table does not say nothing needs moving:\n%s", out)
-			case !q.shared && !strings.Contains(out, fmt.Sprintf("handed %d jobs back", dropInCount)):
-				t.Errorf("gearmand --hand-back does not say it handed %d jobs back:\n%s", dropInCount, out)
-			}
-			if !q.shared && !strings.Contains(out, "jobs: new unique: an empty unique") {
-				t.Errorf("gearmand --hand-back does not say which jobs got a new unique:\n%s", out)
-			}
-
-			c := startC(t, args)
-			js.drain(t, c.Addr)
-			c.Stop(t)
-			l = g.start()
-			if n := l.replayed(); n != 0 {
-				t.Errorf("after C drained the handed-back jobs ours replayed %d, want 0", n)
-			}
-			l.stop(t)
+			dropInJobs{cutAtNUL: q.name == "redis"}.runOnC(t, args, ours, func(g *gearmand) {
+				hb, err := g.spawn(append(ours, "--hand-back")...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hb.waitExit(t)
+				out := hb.stderr.String()
+				t.Logf("gearmand --hand-back:\n%s", out)
+				switch code := hb.cmd.ProcessState.ExitCode(); {
+				case code != 0:
+					t.Fatalf("gearmand --hand-back exited %d:\n%s", code, out)
+				case q.shared && !strings.Contains(out, "nothing needs moving"):
+					t.Errorf("gearmand --hand-back on C's own table does not say nothing needs moving:\n%s", out)
+				case !q.shared && !strings.Contains(out, fmt.Sprintf("handed %d jobs back", dropInCount)):
+					t.Errorf("gearmand --hand-back does not say it handed %d jobs back:\n%s", dropInCount, out)
+				case !q.shared && !strings.Contains(out, "jobs: new unique: an empty unique"):
+					t.Errorf("gearmand --hand-back does not say which jobs got a new unique:\n%s", out)
+				}
+			})
 		})
 	}
 }
@@ -219,50 +212,14 @@ func (js dropInJobs) submit(t *testing.T, addr string) {
 }
 
 // drain runs one worker on the server at addr until every job of submit
-// has run, and checks each ran once with its data whole, and
+// has run, and checks each ran once with its data as expected, and
 // the high-priority jobs before the low ones.
 func (js dropInJobs) drain(t *testing.T, addr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	w, err := client.NewWorker(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	var mu sync.Mutex
-	var got [][]byte
-	all := make(chan struct{})
-	w.Register(dropInFunction, func(_ context.Context, j *client.Job) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, bytes.Clone(j.Data))
-		if len(got) == dropInCount {
-			close(all)
-		}
-		return nil, nil
-	})
-	done := make(chan error, 1)
-	go func() { done <- w.Work(ctx) }()
-	select {
-	case <-all:
-	case <-ctx.Done():
-		mu.Lock()
-		t.Fatalf("the worker got %d of %d jobs from %s", len(got), dropInCount, addr)
-	}
-	// The last job's completion must reach the server before it stops.
-	waitUntil(t, "the queue to drain", func() bool {
-		n, err := jobsOf(addr, dropInFunction)
-		return err == nil && n == 0
-	})
-	cancel()
-	<-done
-
-	mu.Lock()
-	defer mu.Unlock()
+	ran := cgearmand.Drain(t, addr, dropInCount, dropInFunction)
 	seen := make(map[string]int)
-	for _, d := range got {
-		seen[string(d)]++
+	for _, r := range ran {
+		seen[string(r.Data)]++
 	}
 	for i := range dropInCount {
 		data := js.ranAs(i)
@@ -271,10 +228,10 @@ func (js dropInJobs) drain(t *testing.T, addr string) {
 		}
 	}
 	// With one worker, every high job runs before every low one.
-	lastHigh, firstLow := -1, len(got)
-	for pos, d := range got {
+	lastHigh, firstLow := -1, len(ran)
+	for pos, r := range ran {
 		var i int
-		fmt.Sscanf(string(d), "job %d", &i)
+		fmt.Sscanf(string(r.Data), "job %d", &i)
 		switch i % 3 {
 		case 0:
 			lastHigh = max(lastHigh, pos)
@@ -284,18 +241,6 @@ func (js dropInJobs) drain(t *testing.T, addr string) {
 	}
 	if lastHigh > firstLow {
 		t.Errorf("a high-priority job ran at position %d, after a low one at %d", lastHigh, firstLow)
-	}
-}
-
-// waitUntil polls cond for up to startTimeout.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(startTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -94,7 +94,7 @@ func TestHandBackRunsOnC(t *testing.T) {
 	}
 
 	c := cgearmand.Start(t, "-q", "Postgres", "--libpq-conninfo", url)
-	ran := c.Drain(t, len(moved), "resize", "mail", "report")
+	ran := cgearmand.Drain(t, c.Addr, len(moved), "resize", "mail", "report")
 	c.Stop(t)
 	for _, j := range moved {
 		n := 0
@@ -200,16 +200,8 @@ const envHandBackChild = "GEARMAND_TEST_POSTGRES_HANDBACK_CHILD"
 // handBackChild is the child's whole life.
 func handBackChild(v string) {
 	ns, url, _ := strings.Cut(v, " ")
-	cgearmand.TakeoverChild(func() (store.Store, error) {
-		s, err := Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.HandBack(context.Background()); err != nil {
-			s.Close()
-			return nil, err
-		}
-		return s, nil
+	cgearmand.HandBackChild(func() (store.Store, error) {
+		return Open(context.Background(), url, ns, Logger(slog.New(slog.DiscardHandler)))
 	})
 }
 
@@ -231,21 +223,19 @@ func TestHandBackKilled(t *testing.T) {
 	conn := connect(t, url)
 	const holding = `SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 		WHERE c.relname = 'queue' AND l.mode = 'ShareRowExclusiveLock' AND l.granted)`
-	for held := false; !held; {
-		select {
-		case <-child.Exited():
-			t.Fatalf("the child ended before its hand-back was seen running: %q", child.Output())
-		default:
-		}
-		if err := conn.QueryRow(context.Background(), holding).Scan(&held); err != nil {
-			t.Fatal(err)
-		}
+	held := func() (bool, error) {
+		var held bool
+		err := conn.QueryRow(context.Background(), holding).Scan(&held)
+		return held, err
 	}
-	child.Kill()
+	if !child.KillWhen(t, held) {
+		t.Fatal("the child ended before its hand-back was seen holding C's table")
+	}
 	// PostgreSQL notices the client is gone and rolls back: poll until the
 	// lock is let go, then look.
-	for held := true; held; {
-		if err := conn.QueryRow(context.Background(), holding).Scan(&held); err != nil {
+	for still := true; still; {
+		var err error
+		if still, err = held(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -101,7 +101,7 @@ func TestHandBackRunsOnC(t *testing.T) {
 
 	host, port, _ := strings.Cut(c.Addrs[0], ":")
 	gm := cgearmand.Start(t, "-q", "redis", "--redis-server", host, "--redis-port", port)
-	ran := gm.Drain(t, moved+1, "resize", "mail", "report")
+	ran := cgearmand.Drain(t, gm.Addr, moved+1, "resize", "mail", "report")
 	gm.Stop(t)
 	for _, j := range jobs {
 		if j.kept {
@@ -173,16 +173,8 @@ const envHandBackChild = "GEARMAND_TEST_REDIS_HANDBACK_CHILD"
 // handBackChild is the child's whole life.
 func handBackChild(v string) {
 	addr, ns, _ := strings.Cut(v, " ")
-	cgearmand.TakeoverChild(func() (store.Store, error) {
-		s, err := Open(context.Background(), Config{Addrs: []string{addr}, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.HandBack(context.Background()); err != nil {
-			s.Close()
-			return nil, err
-		}
-		return s, nil
+	cgearmand.HandBackChild(func() (store.Store, error) {
+		return Open(context.Background(), Config{Addrs: []string{addr}, Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
 	})
 }
 
@@ -202,24 +194,13 @@ func TestHandBackKilledHalfway(t *testing.T) {
 
 	child := cgearmand.StartChild(t, envHandBackChild, c.Addrs[0]+" "+c.Namespace)
 	seqsKey := "gearmand:{" + c.Namespace + "}:seqs"
-poll:
-	for {
-		select {
-		case <-child.Exited():
-			if out := child.Output(); out != "done\n" {
-				t.Fatalf("the child failed: %q", out)
-			}
-			t.Logf("the child ended before it was killed")
-			break poll
-		default:
-		}
-		if ours, err := raw.ZCard(ctx, seqsKey).Result(); err != nil {
-			t.Fatal(err)
-		} else if ours < n {
-			break
-		}
+	killed := child.KillWhen(t, func() (bool, error) {
+		ours, err := raw.ZCard(ctx, seqsKey).Result()
+		return ours < n, err
+	})
+	if !killed {
+		t.Logf("the child ended before it was killed")
 	}
-	child.Kill()
 	ck := cKeys(t, raw)
 	noImport := c
 	noImport.ImportPrefix = "-"
