@@ -52,7 +52,8 @@ func powerCuts(t *testing.T) int {
 // durable.
 func cutPower(t *testing.T, ffs *faultfs.FS) {
 	t.Helper()
-	t.Logf("power cut: %d bytes written since their files' last sync are lost", ffs.Unsynced())
+	t.Logf("power cut: lost %d bytes written since their files' last sync and %d that failed syncs dropped",
+		ffs.Unsynced(), ffs.Dropped())
 	if err := ffs.Cut(); err != nil {
 		t.Fatalf("power cut: %v", err)
 	}

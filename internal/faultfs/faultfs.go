@@ -27,6 +27,7 @@ type FS struct {
 		dirs    map[fileKey]map[string]dirEntry // durable entries of each directory
 		rootKey fileKey
 		faults  []*Rule
+		dropped int64 // bytes failed syncs dropped since the mount
 	}
 }
 
@@ -82,6 +83,7 @@ func (f *FS) Mount() error {
 	if err := f.snapshotLocked(); err != nil {
 		return err
 	}
+	f.mu.dropped = 0
 	var st syscall.Stat_t
 	if err := syscall.Stat(f.backing, &st); err != nil {
 		return err
@@ -337,14 +339,29 @@ func (st *fileState) recordTruncate(size int64) {
 }
 
 // dropDirty forgets the changes since the last sync without making them
-// durable: what a failed sync does on Linux.
-func (st *fileState) dropDirty() {
+// durable, what a failed sync does on Linux, and returns how many bytes
+// they covered.
+func (st *fileState) dropDirty() int64 {
 	st.io.Lock()
 	defer st.io.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	var n int64
+	for _, e := range st.mu.dirty {
+		n += e.n
+	}
 	st.mu.dirty = nil
 	st.mu.minSize = -1
+	return n
+}
+
+// Dropped returns how many written bytes failed (or lying) syncs dropped
+// since the FS was mounted: data the programs saw written and a cut loses
+// whatever later syncs say.
+func (f *FS) Dropped() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.dropped
 }
 
 // sync makes the file's present content durable: the durable copy is cut

@@ -160,6 +160,9 @@ func TestFailedFsyncLosesItsData(t *testing.T) {
 		t.Fatalf("before the cut the file reads %q, want the page cache's LOSTble", got)
 	}
 	h.Close()
+	if n := f.Dropped(); n != int64(len("LOST")) {
+		t.Errorf("Dropped() = %d, want %d", n, len("LOST"))
+	}
 	if rule.Fired() != 1 {
 		t.Errorf("the rule fired %d times, want 1", rule.Fired())
 	}

@@ -97,7 +97,10 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	}
 	st := n.state()
 	if errno, lie := n.ffs.checkLie(ctx, OpFsync, n.rel()); errno != 0 || lie {
-		st.dropDirty()
+		dropped := st.dropDirty()
+		n.ffs.mu.Lock()
+		n.ffs.mu.dropped += dropped
+		n.ffs.mu.Unlock()
 		return errno
 	}
 	// Read the backing file through a descriptor of our own: the
