@@ -186,14 +186,11 @@ func (s *Store) importCQueue(ctx context.Context, table string, log *slog.Logger
 	fail := func(err error) error {
 		return interpretError(ctx, fmt.Errorf("taking over the jobs of C gearmand's table %q (--libpq-table): %w", table, err))
 	}
-	tx, err := s.pool.Begin(ictx)
+	tx, err := s.beginFenced(ictx)
 	if err != nil {
 		return fail(err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ictx, fenceSQL, s.namespace, s.generation); err != nil {
-		return fail(err)
-	}
 	t, err := findCTable(ictx, tx, table)
 	switch {
 	case err != nil:
@@ -224,4 +221,19 @@ func (s *Store) importCQueue(ctx context.Context, table string, log *slog.Logger
 			"rows", left, "table", t.name)
 	}
 	return nil
+}
+
+// beginFenced begins a transaction opened by the fence, as an Apply's is:
+// it fails unless the namespace is still this Store's, and a takeover
+// waits for it to end. The caller rolls it back or commits it.
+func (s *Store) beginFenced(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, fenceSQL, s.namespace, s.generation); err != nil {
+		_ = tx.Rollback(context.Background())
+		return nil, err
+	}
+	return tx, nil
 }

@@ -94,14 +94,11 @@ func (s *Store) HandBack(ctx context.Context) (store.HandBackReport, error) {
 	fail := func(err error) (store.HandBackReport, error) {
 		return store.HandBackReport{}, interpretError(ctx, fmt.Errorf("handing the jobs back to C gearmand's table %q (--libpq-table): %w", s.cTable, err))
 	}
-	tx, err := s.pool.Begin(hctx)
+	tx, err := s.beginFenced(hctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(hctx, fenceSQL, s.namespace, s.generation); err != nil {
-		return fail(err)
-	}
 	t, err := s.cTableForHandBack(hctx, tx)
 	if err != nil {
 		return fail(err)
@@ -225,35 +222,34 @@ func cKeyOf(function, unique []byte) string {
 // cKeepsFunction says why C gearmand cannot keep a job of function in its
 // table, "" when it can.
 func cKeepsFunction(function []byte, enc string) string {
-	switch {
-	case len(function) == 0:
+	if len(function) == 0 {
 		return "no function name"
-	case bytes.IndexByte(function, 0) >= 0:
-		return "a NUL in the function name, which text cannot hold"
-	case bytes.IndexByte(function, '\'') >= 0:
-		return "a quote in the function name: C gearmand 1.1.20 pastes it into its DELETE unquoted and would run the job again at every start"
-	case enc == "UTF8" && !utf8.Valid(function):
-		return "a function name that is not UTF-8 text"
-	case textLen(function, enc) > cFunctionChars:
-		return "a function name over 255 characters (function_name VARCHAR(255))"
 	}
-	return ""
+	return cTextProblem(function, enc, "function name", "function_name", cFunctionChars)
 }
 
 // cKeepsUnique says why C gearmand cannot key a job by unique, "" when it
 // can.
 func cKeepsUnique(unique []byte, enc string) string {
-	switch {
-	case len(unique) == 0:
+	if len(unique) == 0 {
 		return "an empty unique, which C's table keys one job per function by"
-	case bytes.IndexByte(unique, 0) >= 0:
-		return "a NUL in the unique, which text cannot hold"
-	case bytes.IndexByte(unique, '\'') >= 0:
-		return "a quote in the unique: C gearmand 1.1.20 pastes it into its DELETE unquoted and would run the job again at every start"
-	case enc == "UTF8" && !utf8.Valid(unique):
-		return "a unique that is not UTF-8 text"
-	case textLen(unique, enc) > cUniqueChars:
-		return "a unique over 64 characters (unique_key VARCHAR(64))"
+	}
+	return cTextProblem(unique, enc, "unique", "unique_key", cUniqueChars)
+}
+
+// cTextProblem says why b, the what of a job, cannot go into column of
+// C's table (VARCHAR(maxChars)) and be deleted again by C gearmand 1.1.20,
+// "" when it can.
+func cTextProblem(b []byte, enc, what, column string, maxChars int) string {
+	switch {
+	case bytes.IndexByte(b, 0) >= 0:
+		return "a NUL in the " + what + ", which text cannot hold"
+	case bytes.IndexByte(b, '\'') >= 0:
+		return "a quote in the " + what + ": C gearmand 1.1.20 pastes it into its DELETE unquoted and would run the job again at every start"
+	case enc == "UTF8" && !utf8.Valid(b):
+		return "a " + what + " that is not UTF-8 text"
+	case textLen(b, enc) > maxChars:
+		return fmt.Sprintf("a %s over %d characters (%s VARCHAR(%d))", what, maxChars, column, maxChars)
 	}
 	return ""
 }
