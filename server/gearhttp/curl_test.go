@@ -24,11 +24,7 @@ func curlPath(t *testing.T) string {
 func TestCurl(t *testing.T) {
 	curl := curlPath(t)
 	g := start(t, server.Config{})
-	g.worker(map[string]client.Handler{"reverse": func(_ context.Context, j *client.Job) ([]byte, error) {
-		out := slices.Clone(j.Data)
-		slices.Reverse(out)
-		return out, nil
-	}})
+	g.worker(map[string]client.Handler{"reverse": reverse})
 	run := func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
@@ -59,4 +55,27 @@ func TestCurl(t *testing.T) {
 	if out != "ba connects=1\nba connects=0\n" {
 		t.Fatalf("two jobs on one connection: %q, want both answers and one connect", out)
 	}
+}
+
+// TestCurlQuotedHeader runs gearmand's own HTTP test (tests/httpd_test.cc,
+// curl_function_TEST): curl given --header with literal quotes sends the
+// line "\"X-Gearman-Unique: ...\"", which gearmand ignores. The job runs.
+func TestCurlQuotedHeader(t *testing.T) {
+	curl := curlPath(t)
+	g := start(t, server.Config{})
+	g.worker(map[string]client.Handler{"reverse": reverse})
+	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, curl, "--header", `"X-Gearman-Unique: curl_function_TEST"`, "--data", "fubar",
+		"--silent", "--show-error", "--fail", g.web+"/reverse").CombinedOutput()
+	if err != nil || string(out) != "rabuf" {
+		t.Fatalf("curl with a quoted header: %v, output %q; want \"rabuf\"", err, out)
+	}
+}
+
+// reverse is a job handler answering with its data reversed.
+func reverse(_ context.Context, j *client.Job) ([]byte, error) {
+	out := slices.Clone(j.Data)
+	slices.Reverse(out)
+	return out, nil
 }

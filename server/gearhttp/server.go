@@ -111,8 +111,10 @@ func New(cfg Config) *Server {
 
 // Serve accepts HTTP connections on l until Shutdown or Close, and then
 // returns http.ErrServerClosed; any other accept error is returned as
-// net/http returns it. l is closed when Serve returns.
-func (s *Server) Serve(l net.Listener) error { return s.hs.Serve(l) }
+// net/http returns it. l is closed when Serve returns. Header lines that
+// net/http would refuse and that gearmand ignores are deleted before
+// net/http reads them (see lenient.go).
+func (s *Server) Serve(l net.Listener) error { return s.hs.Serve(lenientListener{l}) }
 
 // Shutdown stops accepting: listeners close at once, idle connections
 // close, and each request in flight is answered (foreground ones when their
