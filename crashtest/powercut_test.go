@@ -127,6 +127,7 @@ func TestDiskFaults(t *testing.T) {
 				survived := l.serving()
 				t.Logf("%s under %s: fault fired %d times; before: %s; during: %s; after: %s; server alive: %v",
 					st.name, sf.name, rule.Fired(), before, during, after, survived)
+				t.Logf("what the server logged about it:\n%s", problems(l.log(), 8))
 				if survived {
 					l.kill(t)
 				} else {
@@ -162,6 +163,20 @@ func (l *life) serving() bool {
 	case <-time.After(exitTimeout):
 	}
 	return false
+}
+
+// problems returns the first n WARN and ERROR lines of a log.
+func problems(log string, n int) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			out = append(out, "\t"+line)
+		}
+	}
+	if len(out) > n {
+		out = append(out[:n], fmt.Sprintf("\t(%d more)", len(out)-n))
+	}
+	return strings.Join(out, "\n")
 }
 
 // submitOutcome is what one phase of submitEach got.
