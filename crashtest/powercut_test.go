@@ -303,3 +303,55 @@ func TestPowerCutAfterDiskFault(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledFsyncAnsweredWithinStoreTimeout stalls one fsync of the store
+// for longer than --store-timeout: the submitters waiting on it must get
+// an answer (QUEUE_ERROR) within about the timeout, not when the disk
+// wakes up, submits must succeed again afterwards, and after a kill and a
+// power cut every acknowledged job must run.
+func TestStalledFsyncAnsweredWithinStoreTimeout(t *testing.T) {
+	const timeout, stall = time.Second, 4 * time.Second
+	for _, st := range mountedStores {
+		t.Run(st.name, func(t *testing.T) {
+			ffs := faultfs.Start(t)
+			args := append(st.args(ffs.Dir()), writeThrough...)
+			g := newGearmand(t, append(args, "--store-timeout", timeout.String())...)
+			r := newLedger(t)
+			l := g.start()
+			submitEach(t, r, l, "before", 5)
+			rule := ffs.Inject(faultfs.Fault{Op: faultfs.OpFsync, Times: 1, Delay: stall})
+			during := submitEach(t, r, l, "during", 3)
+			// Poll until the stalled fsync is over and writes go through.
+			var after submitOutcome
+			for deadline := time.Now().Add(2 * stall); time.Now().Before(deadline); {
+				if after = submitEach(t, r, l, "after", 1); after.acked == 1 {
+					break
+				}
+			}
+			t.Logf("%s, an fsync stalled %v under --store-timeout %v: during: %s; then: %s", st.name, stall, timeout, during, after)
+			if rule.Fired() != 1 {
+				t.Fatalf("the stall fired %d times, want 1", rule.Fired())
+			}
+			if during.failed == 0 {
+				t.Errorf("no submit was refused while an fsync stalled %v past --store-timeout %v", stall, timeout)
+			}
+			if limit := timeout + timeout/2; during.longest > limit {
+				t.Errorf("a submitter waited %v for an answer with --store-timeout %v (limit %v)", during.longest.Round(time.Millisecond), timeout, limit)
+			}
+			if after.acked == 0 {
+				t.Errorf("no submit was acknowledged within %v after the stall began: %s", 2*stall, after)
+			}
+			submitEach(t, r, l, "later", 5)
+			l.kill(t)
+			cutPower(t, ffs)
+			l = g.start()
+			r.drain(l, 4, 0)
+			v := r.judge(0)
+			t.Logf("after the cut: replayed %d; acknowledged %d, recovered %d, lost %d; refused but stored and run %d", l.replayed(), v.acked, v.recovered, len(v.missing), v.unackedRan)
+			if len(v.missing) > 0 {
+				t.Errorf("%d acknowledged jobs were lost: %s", len(v.missing), strings.Join(v.missing, "; "))
+			}
+			l.stop(t)
+		})
+	}
+}
