@@ -49,7 +49,7 @@ func handBack(o *options, stdout, stderr io.Writer) int {
 			o.queueType, s.Table())
 		return 0
 	default:
-		return fail("-q %s keeps its jobs in a layout of its own that C gearmand does not read, and cannot move them into one it does; run them here first", o.queueType)
+		return fail("-q %s keeps its jobs in a layout of its own that C gearmand does not read, and cannot move them into one it does: let this server run them first (SIGUSR1 stops it once no job is left)", o.queueType)
 	}
 	rep, err := hb.HandBack(ctx)
 	if errors.Is(err, store.ErrLocked) {
