@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -447,7 +448,11 @@ func (c *Committer[T]) run() {
 			// add at once would write every short job of a quiet server.
 			c.pause(c.cfg.FlushInterval, c.closing)
 		}
-		adds, deletes := c.take()
+		limit := 0
+		if backoff > 0 {
+			limit = failingBatch
+		}
+		adds, deletes := c.take(limit)
 		if len(adds) == 0 && len(deletes) == 0 {
 			if closing {
 				return
@@ -488,10 +493,22 @@ func (c *Committer[T]) pause(d time.Duration, cut <-chan struct{}) bool {
 	}
 }
 
-// take removes everything queued.
-func (c *Committer[T]) take() ([]pendingAdd[T], []uint64) {
+// failingBatch bounds the operations of one Apply while the store is
+// failing. A store that failed for want of room may need room in
+// proportion to the batch to take even deletes (SQLite writes every page
+// a transaction changes to its WAL first): thousands of deletes gathered
+// while it failed might never fit again, where a thousand at a time do,
+// and free room for the rest.
+const failingBatch = 1024
+
+// take removes everything queued, or with limit > 0 at most limit
+// operations (see takeSomeLocked).
+func (c *Committer[T]) take(limit int) ([]pendingAdd[T], []uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if limit > 0 && len(c.mu.adds)+len(c.mu.deletes) > limit {
+		return c.takeSomeLocked(limit)
+	}
 	adds, deletes := c.mu.adds, c.mu.deletes
 	c.mu.adds, c.mu.deletes = c.mu.spareAdds, c.mu.spareDeletes
 	c.mu.spareAdds, c.mu.spareDeletes = nil, nil
@@ -499,6 +516,45 @@ func (c *Committer[T]) take() ([]pendingAdd[T], []uint64) {
 	if !c.mu.taken.IsZero() {
 		c.freeRoomLocked() // submitters held back by age may go on
 	}
+	return adds, deletes
+}
+
+// takeSomeLocked removes at most limit of the operations queued, deletes
+// first (they free room in the store), and leaves the rest queued in
+// order. An add left queued whose Seq has a delete taken now is dropped
+// (an update, or a write-behind add of a job that is over): written after
+// its delete, it would bring the job back. Adds with tokens never have a
+// delete queued (their jobs run only once stored).
+func (c *Committer[T]) takeSomeLocked(limit int) ([]pendingAdd[T], []uint64) {
+	nd := min(len(c.mu.deletes), limit)
+	deletes := slices.Clone(c.mu.deletes[:nd])
+	c.mu.deletes = slices.Clone(c.mu.deletes[nd:])
+	na := min(len(c.mu.adds), limit-nd)
+	adds := slices.Clone(c.mu.adds[:na])
+	rest := c.mu.adds[na:]
+	if nd > 0 && len(rest) > 0 {
+		gone := make(map[uint64]bool, nd)
+		for _, seq := range deletes {
+			gone[seq] = true
+		}
+		kept := rest[:0]
+		for _, a := range rest {
+			if gone[a.rec.Seq] && !a.hasToken {
+				c.mu.pending--
+				c.mu.bytes -= len(a.rec.Data)
+				continue
+			}
+			kept = append(kept, a)
+		}
+		clear(rest[len(kept):])
+		rest = kept
+	}
+	c.mu.adds = rest
+	c.mu.taken = c.mu.oldest
+	if len(rest) == 0 {
+		c.mu.oldest = time.Time{}
+	}
+	c.freeRoomLocked()
 	return adds, deletes
 }
 

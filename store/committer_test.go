@@ -910,3 +910,70 @@ func TestAdmitRefusesAdds(t *testing.T) {
 		t.Errorf("stored %v, want [2]", seqs)
 	}
 }
+
+// TestFailingStoreGetsSmallerBatches: once an Apply has failed, retries
+// carry at most 1024 operations, so that a store short of room can take
+// them.
+func TestFailingStoreGetsSmallerBatches(t *testing.T) {
+	var got outcomes
+	c, f := newCommitter(t, store.CommitterConfig[int]{OnCommit: got.onCommit})
+	const n = 3000
+	var recs []store.Record
+	for seq := uint64(1); seq <= n; seq++ {
+		recs = append(recs, storetest.Sample(seq))
+	}
+	if err := f.Store.Apply(context.Background(), store.Batch{Adds: recs}); err != nil {
+		t.Fatal(err)
+	}
+	f.KeepCalls()
+	f.FailNext(1, errBoom)
+	f.Hold()
+	for seq := uint64(1); seq <= n; seq++ {
+		c.Delete(seq)
+	}
+	f.Release()
+	eventually(t, "every delete to be stored", func() bool { return len(replaySeqs(t, f)) == 0 })
+	calls := f.Calls()
+	if len(calls) < 3 || calls[0].Err == nil {
+		t.Fatalf("%d calls, the first %v: want a failure and then retries", len(calls), calls[0].Err)
+	}
+	for i, call := range calls[1:] {
+		if ops := call.Batch.Len(); ops > 1024 {
+			t.Errorf("retry %d after a failure: %d operations, want at most 1024", i+1, ops)
+		}
+		if call.Err == nil {
+			break
+		}
+	}
+	if d := len(calls[1].Batch.Deletes); d != 1024 {
+		t.Errorf("first retry: %d deletes, want 1024", d)
+	}
+}
+
+// TestSmallerBatchesNeverReviveADeletedRecord: an update left queued when
+// a smaller batch takes its record's delete is dropped, not written after
+// the delete.
+func TestSmallerBatchesNeverReviveADeletedRecord(t *testing.T) {
+	c, f := newCommitter(t, store.CommitterConfig[int]{})
+	var recs []store.Record
+	for seq := uint64(1); seq <= 1024; seq++ {
+		recs = append(recs, storetest.Sample(seq))
+	}
+	if err := f.Store.Apply(context.Background(), store.Batch{Adds: recs}); err != nil {
+		t.Fatal(err)
+	}
+	f.FailNext(1, errBoom)
+	f.Hold()
+	if err := c.Update(storetest.Sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 1024; seq++ {
+		c.Delete(seq)
+	}
+	f.Release()
+	eventually(t, "the deletes to be stored and nothing pending", func() bool {
+		adds, _ := c.Pending()
+		return len(replaySeqs(t, f)) == 0 && adds == 0
+	})
+	never(t, "the update came back after its delete", func() bool { return len(replaySeqs(t, f)) != 0 })
+}
