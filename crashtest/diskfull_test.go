@@ -44,8 +44,12 @@ type fullStore struct {
 }
 
 var fullStores = []fullStore{
-	{"bolt", func(dir string) []string { return []string{"-q", "bolt", "--bolt-file", filepath.Join(dir, "gearmand.db")} }},
-	{"pebble", func(dir string) []string { return []string{"-q", "pebble", "--pebble-dir", filepath.Join(dir, "pebble")} }},
+	{"bolt", func(dir string) []string {
+		return []string{"-q", "bolt", "--bolt-file", filepath.Join(dir, "gearmand.db")}
+	}},
+	{"pebble", func(dir string) []string {
+		return []string{"-q", "pebble", "--pebble-dir", filepath.Join(dir, "pebble")}
+	}},
 	{"libsqlite3", func(dir string) []string {
 		return []string{"-q", "libsqlite3", "--libsqlite3-db", filepath.Join(dir, "queue.db")}
 	}},

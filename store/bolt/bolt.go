@@ -131,7 +131,7 @@ type Store struct {
 	// panicWith, when set, makes a checkpoint's transaction panic with it
 	// as bbolt does on a damaged file (tests), under writeMu.
 	panicWith any
-	log     *slog.Logger
+	log       *slog.Logger
 
 	// problems holds what Open's recovery found wrong in the journals,
 	// for the first Replay to report.
