@@ -60,7 +60,8 @@ type StoreStatus struct {
 	// Mode is "write-through" or "write-behind"; empty when not Durable.
 	Mode string
 	// Healthy is false while the latest commit failed: background submits
-	// are being refused (write-through) or not yet written (write-behind).
+	// are being refused (write-through) or not yet written (write-behind);
+	// and while the space guard refuses new background jobs.
 	Healthy bool
 	// Commits and Failures count Apply calls since start, and CommitTime
 	// is their total duration.

@@ -98,7 +98,7 @@ func newSnapshotCollector(srv *server.Server) *snapshotCollector {
 		connections:       d("connections", "Open client and worker connections."),
 		jobs:              d("jobs", "Jobs held: queued, delayed, waiting for the store or running."),
 		storeInfo:         d("store_info", "The store in use (always 1).", "kind", "mode"),
-		storeHealthy:      d("store_healthy", "1 unless the latest store commit failed."),
+		storeHealthy:      d("store_healthy", "1 unless the latest store commit failed or the space guard refuses new jobs."),
 		storeFailures:     d("store_commit_failures_total", "Store commits that failed."),
 		storePending:      d("store_pending_writes", "Background jobs waiting for, or being written to, the store."),
 		storePendingBytes: d("store_pending_bytes", "Payload bytes of the background jobs waiting for the store."),
