@@ -30,7 +30,10 @@
 // plugin defaulted to "-", which coalesces identical bodies; send
 // "X-Gearman-Unique: -" for that). With it, submissions of the same function
 // and unique share one job, as on the binary protocol. A header given twice,
-// or a value outside the lists above, is 400.
+// or a value outside the lists above, is 400. A header line that HTTP does
+// not allow (a name in quotes, no colon, control characters) is ignored, as
+// gearmand ignores it, unless it mentions Content-Length or
+// Transfer-Encoding (see lenient.go).
 //
 // Responses carry X-Gearman-Job-Handle once the job exists and
 // X-Gearman-Command, the packet that decided the answer:
