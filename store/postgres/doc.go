@@ -126,6 +126,16 @@
 // maps gearmand's --libpq-table to it (store.Options.Extra
 // ["import-table"]).
 //
+// # The way back
+//
+// HandBack (store.HandBack, gearmand --hand-back) moves the namespace's
+// jobs the other way, into C gearmand's table (created with C's DDL when
+// absent), in one fenced transaction that inserts them there and deletes
+// them here, so that C gearmand 1.1.20 started with the same command line
+// runs them. What C's table cannot hold is said in HandBack's doc: some
+// uniques are replaced by a generated UUID, and jobs C would run wrongly
+// (an epoch job not yet due, a function name with a quote) stay here.
+//
 // # Failures
 //
 // Every Apply runs under its own timeout (ApplyTimeout, default 5s), which

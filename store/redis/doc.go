@@ -157,6 +157,18 @@
 // over is logged through Config.Logger (store.Options.Logger through the
 // registry).
 //
+// # The way back
+//
+// HandBack (store.HandBack, gearmand --hand-back) moves the namespace's
+// jobs the other way, into C gearmand's hashes under the same prefix, a
+// batch per WATCHed MULTI/EXEC that writes C's keys and deletes the jobs
+// here together, so that a crash half-way leaves each job in one place
+// and C gearmand 1.1.20 started with the same command line runs them.
+// What C's keys cannot hold is said in HandBack's doc: some uniques are
+// replaced by a generated UUID, data with a NUL is read back by C only up
+// to the NUL, and jobs C would run wrongly (an epoch job not yet due, a
+// function name with '-') stay here.
+//
 // # Durability
 //
 // The store is only as durable as the Redis behind it, and Redis by
