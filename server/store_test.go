@@ -272,3 +272,53 @@ func TestHangingStoreAnswersWithinTheTimeout(t *testing.T) {
 	client.send(protocol.SubmitJobBG, "f", "after", "")
 	client.expect(protocol.JobCreated, "H:test:7")
 }
+
+// pathStore is a memstore that says it lives in dir (store.Pather), as
+// the file stores do.
+type pathStore struct {
+	*memstore.Store
+	dir string
+}
+
+func (p pathStore) Path() string { return p.dir }
+
+// TestSpaceGuardRefusesNewJobsOnly: while the store's filesystem has less
+// free space than StoreMinFree, background submits get QUEUE_ERROR naming
+// it and no job is created; foreground jobs and completions go on, and the
+// store status says the guard is low.
+func TestSpaceGuardRefusesNewJobsOnly(t *testing.T) {
+	mem := memstore.New()
+	addr, srv := storedServer(t, pathStore{mem, t.TempDir()}, server.Config{StoreMinFree: 1 << 62})
+	client, worker := dial(t, addr), dial(t, addr)
+	client.send(protocol.SubmitJobBG, "f", "u", "")
+	a := client.expectArgs(protocol.Error)
+	if a[0] != "QUEUE_ERROR" || !strings.Contains(a[1], "free disk space below the minimum") {
+		t.Fatalf("background submit on a full disk: ERROR %q, want QUEUE_ERROR naming the space guard", a)
+	}
+	if mem.Len() != 0 {
+		t.Errorf("%d records stored for a refused job", mem.Len())
+	}
+	client.send(protocol.SubmitJob, "f", "fg", "x")
+	client.expect(protocol.JobCreated, "H:test:2")
+	worker.send(protocol.CanDo, "f")
+	worker.send(protocol.GrabJobUniq)
+	worker.expect(protocol.JobAssignUniq, "H:test:2", "f", "fg", "x")
+	worker.send(protocol.WorkComplete, "H:test:2", "done")
+	client.expect(protocol.WorkComplete, "H:test:2", "done")
+	st := srv.StoreStatus()
+	if st.Space == nil || !st.Space.Low || st.Space.Min != 1<<62 || st.Healthy {
+		t.Errorf("StoreStatus: Space %+v, Healthy %v; want the guard low and the store not healthy", st.Space, st.Healthy)
+	}
+}
+
+// TestNoSpaceGuardWithoutAPath: a store that does not say where it lives
+// gets no guard, whatever StoreMinFree says.
+func TestNoSpaceGuardWithoutAPath(t *testing.T) {
+	addr, srv := storedServer(t, memstore.New(), server.Config{StoreMinFree: 1 << 62})
+	client := dial(t, addr)
+	client.send(protocol.SubmitJobBG, "f", "u", "")
+	client.expect(protocol.JobCreated, "H:test:1")
+	if st := srv.StoreStatus(); st.Space != nil {
+		t.Errorf("StoreStatus().Space = %+v, want nil", st.Space)
+	}
+}
