@@ -81,6 +81,23 @@
 //   - TestBuiltinLosesJobs: the same harness against -q builtin (memory
 //     only) must see acknowledged jobs vanish, proving that the checks
 //     above can fail.
+//   - TestPowerCutUnderLoad (bolt, pebble, libsqlite3; powercut_test.go):
+//     the store's files are on an internal/faultfs mount; the server is
+//     SIGKILLed under load and the power cut, so that everything no fsync
+//     covered is lost, then restarted on what is left, a few times
+//     (CRASHTEST_POWER_CUTS=n for more). Every acknowledged job must run.
+//     TestPowerCutLosesWhatWasNotSynced is its control: with fsyncs that
+//     lie, the cut must lose acknowledged jobs.
+//   - TestDiskFaults, TestPowerCutAfterDiskFault: a failed fsync (whose
+//     data Linux then drops: a store must not trust a retried fsync), EIO
+//     and ENOSPC on writes, and a 3 s fsync stall, injected under a
+//     running server and followed by a kill and a power cut. The server
+//     must stay up, refuse what it could not store with QUEUE_ERROR,
+//     acknowledge again once the fault is gone, and lose nothing it
+//     acknowledged.
+//   - TestStalledFsyncAnsweredWithinStoreTimeout: an fsync stalled past
+//     --store-timeout is answered with QUEUE_ERROR within about the
+//     timeout.
 //
 // # What is allowed
 //
@@ -106,9 +123,12 @@
 // # What it does not prove
 //
 // SIGKILL ends the process, not the machine: the kernel's page cache
-// survives it, so these tests cannot tell a store that fsyncs from one that
-// only writes. A power cut is not simulated here; that the drivers sync is
-// the business of their own tests and of reading them.
+// survives it, so the kill tests cannot tell a store that fsyncs from one
+// that only writes. The power-cut tests can, for the file stores, through
+// internal/faultfs, which follows POSIX strictly (a directory entry is
+// durable only once its directory was synced); a real disk that lies about
+// its write cache, or a filesystem bug, is beyond them. The networked
+// stores' durability is their servers' business.
 //
 // Timing is not reproducible, but the random delays are: the seed is logged,
 // and CRASHTEST_SEED=n reuses one.
