@@ -49,5 +49,17 @@
 //
 // bbolt reads its file through a shared mmap and writes with pwrite. The FS
 // runs with the kernel page cache on (no direct_io), so mmap works through
-// it and sees pwrites at once; a test checks it.
+// it and sees pwrites at once; a test checks it. FUSE passthrough is
+// declined, so every write reaches the FS. A process must not fault on a
+// mapping of a file on a mount it serves itself (its own garbage collector
+// may stop the goroutines that would answer): run the program under test
+// in another process, as the tests here do.
+//
+// # Limits
+//
+// Cut writes a hard-linked file once per durable name, as separate files.
+// O_TMPFILE and copy_file_range are refused (programs fall back to named
+// files and to reads and writes). Extended attributes, permissions and
+// times are not part of the durable state beyond the permission bits seen
+// at the last directory sync.
 package faultfs
