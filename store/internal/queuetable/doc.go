@@ -36,28 +36,27 @@
 //		+------------+---------------+----------+------+-------------+
 //		| unique_key | function_name | priority | data | when_to_run |  C's five
 //		+------------+---------------+----------+------+-------------+
-//		| seq | handle | reducer | attempts | created_ns | run_at_ns |  ours
-//		+-----+--------+---------+----------+------------+-----------+
-//		| job_unique | job_function |                                   ours
-//		+------------+--------------+
+//		| seq | job_fields |                                           ours
+//		+-----+------------+
 //
 //	  - seq (integer, unique index <table>_seq): the Record's Seq, our
 //	    identity and replay order. A Seq must be below 2^63.
-//	  - handle, reducer (bytes): NULL for "".
-//	  - attempts (integer).
-//	  - created_ns, run_at_ns (integer): Unix nanoseconds, NULL for the zero
-//	    time. when_to_run holds RunAt rounded up to the second (a job never
-//	    runs early under C); run_at_ns keeps the exact instant for us.
-//	  - job_unique, job_function (bytes): the Record's Unique or Function
-//	    when unique_key or function_name holds a stand-in (below); NULL when
-//	    the C column holds the value itself.
+//	  - job_fields (bytes): the rest of the Record, packed (the layout is
+//	    at appendFields in queuetable.go): attempts, created and run_at
+//	    (Unix nanoseconds; when_to_run holds RunAt rounded up to the
+//	    second, so that a job never runs early under C, and job_fields the
+//	    exact instant), handle, reducer, and the Record's Unique or
+//	    Function when unique_key or function_name holds a stand-in
+//	    (below). One column rather than one per field: each bound
+//	    parameter costs the driver and the engine a conversion, and these
+//	    fields are never searched.
 //
 // An empty Unique is stored as a fresh random UUID in unique_key
 // (lower-case 36-character form, as libgearman generates for a
-// background job submitted without a unique) and job_unique = ” (empty,
-// not NULL), so that two jobs with an empty unique never collide on C's
-// key, C gearmand runs the job under that UUID, and our Replay gives the
-// empty Unique back. So is a unique that C gearmand cannot keep whole:
+// background job submitted without a unique), with the empty Unique kept
+// in job_fields, so that two jobs with an empty unique never collide on
+// C's key, C gearmand runs the job under that UUID, and our Replay gives
+// the empty Unique back. So is a unique that C gearmand cannot keep whole:
 // 64 bytes or longer, or holding a NUL (C copies the unique into a 64-byte
 // C string and deletes a finished job's row by that copy, which would
 // match nothing, so the job would run again at every start). A value that
@@ -107,7 +106,7 @@
 // job would be refused for as long as the old one waits): the statement
 // fails on the key, changes nothing, and the adds are inserted again one
 // at a time, the colliding one with a UUID stand-in in unique_key and its
-// unique in job_unique. Both jobs are kept; ours replays both under their
+// unique in job_fields. Both jobs are kept; ours replays both under their
 // own uniques; C gearmand would run the later one under the stand-in.
 // Each such rename is logged.
 //
@@ -123,7 +122,7 @@
 // closes each read before fn runs, so fn may call Apply or Close.
 //
 // A row that cannot be a Record (function_name NULL, priority NULL or not
-// 0-2, attempts out of range) is skipped, kept, and reported to the
+// 0-2, job_fields unreadable) is skipped, kept, and reported to the
 // store.Corruption handler under the key "seq N".
 //
 // # Errors

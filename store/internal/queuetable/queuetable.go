@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"gearmand/store"
+	"gearmand/store/internal/fields"
 )
 
 // DefaultTable is the table C gearmand's libsqlite3 and MySQL modules use
@@ -49,11 +51,11 @@ type Dialect struct {
 	// when the table is absent and then adds the extra columns.
 	CreateTable func(quotedTable string) string
 
-	// IntegerType is the SQL type of the extra integer columns (seq,
-	// attempts, created_ns, run_at_ns): at least 64-bit signed, nullable.
-	// BytesType is that of the extra byte-string columns (handle, reducer,
-	// job_unique, job_function): any bytes, NULs included, any length up
-	// to the engine's limit, nullable, with '' distinct from NULL.
+	// IntegerType is the SQL type of the extra integer column (seq): at
+	// least 64-bit signed, nullable. BytesType is that of the extra
+	// byte-string column (job_fields): any bytes, NULs included, any
+	// length up to the engine's limit, nullable, with '' distinct from
+	// NULL.
 	IntegerType, BytesType string
 
 	// Columns returns the names of table's columns (lower case), none
@@ -67,7 +69,7 @@ type Dialect struct {
 	Quote func(ident string) string
 
 	// MaxParams is the most bound parameters one statement may have. A
-	// multi-row INSERT has 13 per row.
+	// multi-row INSERT has 7 per row.
 	MaxParams int
 
 	// MaxStatementBytes, if not 0, caps the data bytes of the rows of one
@@ -91,14 +93,14 @@ type Dialect struct {
 	// Fits, if not nil, reports whether value can be stored byte for byte
 	// in C's key column ("unique_key" or "function_name"): within its
 	// length and character set. A value that does not fit gets a UUID
-	// stand-in there and is kept in job_unique or job_function. nil:
+	// stand-in there and is kept in job_fields. nil:
 	// every value fits.
 	Fits func(column, value string) bool
 
 	// MaxWhenToRun, if not 0, is the largest value when_to_run can hold
 	// (MySQL INT: 2147483647); later run times are written as it there
 	// (C gearmand would run such a job early, at that second) and kept
-	// exact in run_at_ns.
+	// exact in job_fields.
 	MaxWhenToRun int64
 
 	// IsDuplicate reports whether err is the engine's unique-key
@@ -168,19 +170,15 @@ var _ store.Corruption = (*Store)(nil)
 var cColumns = []string{"unique_key", "function_name", "priority", "data", "when_to_run"}
 
 // extraColumns are ours, in insert order after C's five; isInt chooses
-// IntegerType over BytesType.
+// IntegerType over BytesType. The Record's fields that C has no column
+// for are packed into job_fields (see appendFields): one parameter per
+// row instead of seven, which is most of what binding a row costs.
 var extraColumns = []struct {
 	name  string
 	isInt bool
 }{
 	{"seq", true},
-	{"handle", false},
-	{"reducer", false},
-	{"attempts", true},
-	{"created_ns", true},
-	{"run_at_ns", true},
-	{"job_unique", false},
-	{"job_function", false},
+	{"job_fields", false},
 }
 
 // columnsPerRow is the number of parameters of one inserted row.
@@ -243,12 +241,11 @@ func (s *Store) buildStatements() {
 		names = append(names, c.name)
 	}
 	s.insertColsList = strings.Join(names, ", ")
-	s.replayQuery = "SELECT seq, unique_key, function_name, priority, data, when_to_run, " +
-		"handle, reducer, attempts, created_ns, run_at_ns, job_unique, job_function FROM " + s.qt +
+	s.replayQuery = "SELECT seq, unique_key, function_name, priority, data, when_to_run, job_fields FROM " + s.qt +
 		" WHERE seq >= ? ORDER BY seq LIMIT " + strconv.Itoa(ReplayChunk)
 }
 
-// Statement sizes. Apply runs an INSERT of up to maxInsertRows rows (13
+// Statement sizes. Apply runs an INSERT of up to maxInsertRows rows (7
 // parameters each) and a DELETE of up to maxDeleteIDs Seqs, each size
 // prepared the first time a batch needs it and then kept, so that the
 // engine does not parse a statement for every batch (a third of SQLite's
@@ -609,7 +606,7 @@ func duplicates(adds []store.Record) []bool {
 // insertOneByOne inserts rows one statement each, after a multi-row
 // INSERT failed on a duplicate key and changed nothing: a row that
 // collides with a stored one on (unique_key, function_name) is inserted
-// again under a UUID stand-in, its unique kept in job_unique.
+// again under a UUID stand-in, its unique kept in job_fields.
 func (s *Store) insertOneByOne(ctx context.Context, tx *sql.Tx, adds []store.Record) error {
 	one := tx.StmtContext(ctx, s.inserts.prepared(1))
 	args := make([]any, 0, columnsPerRow)
@@ -631,28 +628,136 @@ func (s *Store) insertOneByOne(ctx context.Context, tx *sql.Tx, adds []store.Rec
 
 // appendRow appends the parameters of r's row, in insert order: C's five
 // columns filled as C gearmand fills them (unique_key and function_name as
-// text, data as a blob, never NULL), then ours. With standIn, unique_key
-// is a fresh UUID whatever r.Unique is.
+// text, data as a blob, never NULL), then seq and job_fields. With
+// standIn, unique_key is a fresh UUID whatever r.Unique is.
 func (s *Store) appendRow(args []any, r *store.Record, standIn bool) []any {
-	var jobUnique, jobFunction any // NULL: the C column holds the value
+	var flags byte
 	unique := r.Unique
 	if standIn || !cKeepsUnique(unique) || !s.fits("unique_key", unique) {
 		unique = newUUID()
-		jobUnique = []byte(r.Unique)
+		flags |= fieldUnique
 	}
 	function := r.Function
 	if !s.fits("function_name", function) {
 		function = newUUID()
-		jobFunction = []byte(r.Function)
+		flags |= fieldFunction
 	}
 	data := r.Data
 	if data == nil {
 		data = []byte{} // a zero-length blob: C's SQLite replay refuses NULL
 	}
-	return append(args,
-		unique, function, int64(r.Priority), data, s.whenToRun(r.RunAt),
-		int64(r.Seq), nullBytes(r.Handle), nullBytes(r.Reducer), int64(r.Attempts),
-		unixNanos(r.Created), unixNanos(r.RunAt), jobUnique, jobFunction)
+	return append(args, unique, function, int64(r.Priority), data, s.whenToRun(r.RunAt),
+		int64(r.Seq), appendFields(nil, r, flags))
+}
+
+// job_fields, version 1, holds what C's five columns do not:
+//
+//	+---------+-------+----------+-------------+------------+
+//	| version | flags | attempts | [created]   | [run_at]   |
+//	| 1       | 1 B   | uvarint  | varint ns   | varint ns  |
+//	+---------+-------+----------+-------------+------------+
+//	| handle  | reducer | [unique] | [function]  |
+//	| uvarint length + bytes each                |
+//	+--------------------------------------------+
+//
+// A bracketed field is there only when its flag is set: created and
+// run_at when the time is not zero (Unix nanoseconds; a time whose
+// nanoseconds overflow an int64 is left out, when_to_run then keeps its
+// second), unique and function when unique_key or function_name holds a
+// stand-in instead of the value. NULL (C gearmand's rows) is version 1
+// with every field empty.
+const (
+	fieldsVersion = 1
+
+	fieldUnique   = 1 << 0 // the Record's Unique is here, unique_key is a stand-in
+	fieldFunction = 1 << 1 // the Record's Function is here, function_name is a stand-in
+	fieldCreated  = 1 << 2
+	fieldRunAt    = 1 << 3
+	fieldsKnown   = fieldUnique | fieldFunction | fieldCreated | fieldRunAt
+)
+
+// appendFields appends r's job_fields with flags (fieldUnique,
+// fieldFunction) to dst.
+func appendFields(dst []byte, r *store.Record, flags byte) []byte {
+	created, hasCreated := unixNanos(r.Created)
+	runAt, hasRunAt := unixNanos(r.RunAt)
+	if hasCreated {
+		flags |= fieldCreated
+	}
+	if hasRunAt {
+		flags |= fieldRunAt
+	}
+	if dst == nil {
+		dst = make([]byte, 0, 2+3*binary.MaxVarintLen64+4+len(r.Handle)+len(r.Reducer))
+	}
+	dst = append(dst, fieldsVersion, flags)
+	dst = binary.AppendUvarint(dst, uint64(r.Attempts))
+	if hasCreated {
+		dst = binary.AppendVarint(dst, created)
+	}
+	if hasRunAt {
+		dst = binary.AppendVarint(dst, runAt)
+	}
+	strs := [...]string{r.Handle, r.Reducer, r.Unique, r.Function}
+	n := 2
+	if flags&fieldUnique != 0 {
+		n++
+		if flags&fieldFunction != 0 {
+			n++
+		}
+	} else if flags&fieldFunction != 0 {
+		strs[2], n = r.Function, 3
+	}
+	for _, v := range strs[:n] {
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+// decodeFields fills r's fields from job_fields b (nil: a row C gearmand
+// wrote, none) and returns its flags. r's Unique and Function hold the C
+// columns' values and are replaced when b holds the Record's own; r's
+// RunAt holds when_to_run's second and is replaced by the exact instant.
+func decodeFields(r *store.Record, b []byte) (flags byte, err error) {
+	if b == nil {
+		return 0, nil
+	}
+	d := fields.NewReader(b)
+	version := d.Byte()
+	flags = d.Byte()
+	if d.Err() == nil && version != fieldsVersion {
+		return 0, fmt.Errorf("job_fields has version %d, want %d", version, fieldsVersion)
+	}
+	if flags&^fieldsKnown != 0 {
+		return 0, fmt.Errorf("job_fields has unknown flags %#x", flags)
+	}
+	attempts := d.Uvarint()
+	if attempts > math.MaxUint32 {
+		return 0, fmt.Errorf("attempts is %d", attempts)
+	}
+	r.Attempts = uint32(attempts)
+	if flags&fieldCreated != 0 {
+		r.Created = time.Unix(0, d.Varint())
+	}
+	if flags&fieldRunAt != 0 {
+		r.RunAt = time.Unix(0, d.Varint())
+	}
+	r.Handle = d.String()
+	r.Reducer = d.String()
+	if flags&fieldUnique != 0 {
+		r.Unique = d.String()
+	}
+	if flags&fieldFunction != 0 {
+		r.Function = d.String()
+	}
+	if d.Err() != nil {
+		return 0, fmt.Errorf("job_fields: %w", d.Err())
+	}
+	if len(d.Rest()) > 0 {
+		return 0, fmt.Errorf("job_fields has %d bytes after its last field", len(d.Rest()))
+	}
+	return flags, nil
 }
 
 // cKeepsUnique reports whether C gearmand 1.1.20 can run a job of this
@@ -687,25 +792,17 @@ func (s *Store) whenToRun(t time.Time) int64 {
 	return max(sec, 0)
 }
 
-// nullBytes is NULL for "", else the bytes of v.
-func nullBytes(v string) any {
-	if v == "" {
-		return nil
-	}
-	return []byte(v)
-}
-
-// unixNanos is NULL for the zero time and for times whose Unix
-// nanoseconds overflow an int64 (before 1678 or after 2262; when_to_run
-// then keeps the second).
-func unixNanos(t time.Time) any {
+// unixNanos is t in Unix nanoseconds, and false for the zero time and for
+// times whose nanoseconds overflow an int64 (before 1678 or after 2262;
+// when_to_run then keeps the second).
+func unixNanos(t time.Time) (int64, bool) {
 	if t.IsZero() {
-		return nil
+		return 0, false
 	}
 	if sec := t.Unix(); sec <= math.MinInt64/int64(time.Second) || sec >= math.MaxInt64/int64(time.Second) {
-		return nil
+		return 0, false
 	}
-	return t.UnixNano()
+	return t.UnixNano(), true
 }
 
 // newUUID returns a random (version 4) UUID in the 36-character lower-case
@@ -839,8 +936,7 @@ func (s *Store) readChunk(ctx context.Context, from []byte) (chunk []store.Entry
 	for rows.Next() {
 		n++
 		var c columns
-		if err := rows.Scan(&c.seq, &c.unique, &c.function, &c.priority, &c.data, &c.whenToRun,
-			&c.handle, &c.reducer, &c.attempts, &c.created, &c.runAt, &c.jobUnique, &c.jobFunction); err != nil {
+		if err := rows.Scan(&c.seq, &c.unique, &c.function, &c.priority, &c.data, &c.whenToRun, &c.fields); err != nil {
 			return nil, nil, err
 		}
 		last = c.seq
@@ -865,13 +961,10 @@ func (s *Store) readChunk(ctx context.Context, from []byte) (chunk []store.Entry
 
 // columns are one row as Replay scans it.
 type columns struct {
-	seq                      int64
-	unique, function         sql.NullString
-	priority, whenToRun      sql.NullInt64
-	data                     []byte
-	handle, reducer          sql.NullString
-	attempts, created, runAt sql.NullInt64
-	jobUnique, jobFunction   sql.NullString
+	seq                 int64
+	unique, function    sql.NullString
+	priority, whenToRun sql.NullInt64
+	data, fields        []byte
 }
 
 // record makes the Record of a row, or says why it cannot.
@@ -879,39 +972,25 @@ func (c *columns) record() (store.Record, error) {
 	corrupt := func(format string, args ...any) (store.Record, error) {
 		return store.Record{}, fmt.Errorf("%w: row with seq %d: %s", store.ErrCorrupt, c.seq, fmt.Sprintf(format, args...))
 	}
-	if !c.function.Valid && !c.jobFunction.Valid {
-		return corrupt("function_name is NULL")
-	}
 	if !c.priority.Valid || c.priority.Int64 < 0 || c.priority.Int64 > 2 {
 		return corrupt("priority is %v, want 0, 1 or 2", nullString(c.priority))
 	}
-	if c.attempts.Int64 < 0 || c.attempts.Int64 > math.MaxUint32 {
-		return corrupt("attempts is %d", c.attempts.Int64)
-	}
 	r := store.Record{
 		Seq:      uint64(c.seq),
-		Handle:   c.handle.String,
 		Function: c.function.String,
 		Unique:   c.unique.String,
 		Data:     c.data,
 		Priority: store.Priority(c.priority.Int64),
-		Reducer:  c.reducer.String,
-		Attempts: uint32(c.attempts.Int64),
 	}
-	if c.jobUnique.Valid {
-		r.Unique = c.jobUnique.String
-	}
-	if c.jobFunction.Valid {
-		r.Function = c.jobFunction.String
-	}
-	switch {
-	case c.runAt.Valid:
-		r.RunAt = time.Unix(0, c.runAt.Int64)
-	case c.whenToRun.Valid && c.whenToRun.Int64 > 0:
+	if c.whenToRun.Valid && c.whenToRun.Int64 > 0 {
 		r.RunAt = time.Unix(c.whenToRun.Int64, 0)
 	}
-	if c.created.Valid {
-		r.Created = time.Unix(0, c.created.Int64)
+	flags, err := decodeFields(&r, c.fields)
+	if err != nil {
+		return corrupt("%v", err)
+	}
+	if !c.function.Valid && flags&fieldFunction == 0 {
+		return corrupt("function_name is NULL")
 	}
 	return r, nil
 }

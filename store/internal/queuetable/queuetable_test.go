@@ -216,3 +216,30 @@ func TestSeqTooLarge(t *testing.T) {
 		t.Fatalf("Apply of Seq 2^63: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestDamagedFieldsSkippedAndKept: a row whose job_fields cannot be read
+// is reported to the Corruption handler, not replayed, and left in the
+// table; the rows around it replay whole.
+func TestDamagedFieldsSkippedAndKept(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "q.db"))
+	recs := []store.Record{storetest.Sample(1), storetest.Sample(2), storetest.Sample(3)}
+	apply(t, s, store.Batch{Adds: recs})
+	if _, err := s.DB().Exec(`UPDATE gearman_queue SET job_fields = x'0100' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	s.SetCorruptHandler(func(key string, err error) {
+		if !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("corruption of %s reported as %v, want ErrCorrupt", key, err)
+		}
+		reported = append(reported, key)
+	})
+	expect(t, s, recs[0], recs[2])
+	if len(reported) != 1 || reported[0] != "seq 2" {
+		t.Errorf("reported %q, want [seq 2]", reported)
+	}
+	var n int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM gearman_queue WHERE seq = 2`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the damaged row: count %d (%v), want it kept", n, err)
+	}
+}
