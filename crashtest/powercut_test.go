@@ -279,8 +279,7 @@ func TestPowerCutAfterDiskFault(t *testing.T) {
 			for range cuts {
 				l := g.start()
 				s := r.startSubmitting(l, submitLoad)
-				s.waitAcks(t, 1)
-				time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+				s.waitAcks(t, int64(50+rng.IntN(1000)))
 				sf := faults[rng.IntN(len(faults))]
 				sf.fault.Times = 1 + rng.IntN(3)
 				s.killing.Store(true) // refusals are expected from here on
