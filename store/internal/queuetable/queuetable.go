@@ -442,7 +442,7 @@ func (s *Store) apply(ctx context.Context, b store.Batch) error {
 	chunks := s.chunkAdds(b.Adds)
 	// Every statement of the batch is prepared before the transaction
 	// begins (see sizedStmts.get).
-	for n := len(ids); n > 0; n -= maxDeleteIDs {
+	for n := len(ids); n > 0; n -= len(s.deletes.stmts) {
 		if _, err := s.deletes.get(ctx, s.db, min(n, len(s.deletes.stmts))); err != nil {
 			return err
 		}

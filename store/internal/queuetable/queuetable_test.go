@@ -243,3 +243,37 @@ func TestDamagedFieldsSkippedAndKept(t *testing.T) {
 		t.Errorf("the damaged row: count %d (%v), want it kept", n, err)
 	}
 }
+
+// TestBatchShapes: batches of every shape Apply cuts differently (one
+// statement without a transaction, several statements, deletes beyond
+// one DELETE's Seqs, adds beyond one INSERT's rows, both) leave exactly
+// the records they should.
+func TestBatchShapes(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "q.db"))
+	var want []store.Record
+	seq := uint64(0)
+	adds := func(n int) []store.Record {
+		var rs []store.Record
+		for range n {
+			seq++
+			rs = append(rs, storetest.Sample(seq))
+		}
+		want = append(want, rs...)
+		return rs
+	}
+	deletes := func(n int) []uint64 {
+		var seqs []uint64
+		for _, r := range want[:n] {
+			seqs = append(seqs, r.Seq)
+		}
+		want = want[n:]
+		return seqs
+	}
+	for _, n := range []int{1, 63, 64, 65, 200, 3} {
+		apply(t, s, store.Batch{Adds: adds(n)})
+	}
+	apply(t, s, store.Batch{Deletes: deletes(1)})
+	apply(t, s, store.Batch{Deletes: deletes(300)})
+	apply(t, s, store.Batch{Deletes: deletes(5), Adds: adds(130)})
+	expect(t, s, want...)
+}
