@@ -432,6 +432,9 @@ func fits(c column, value string) bool {
 		strings.HasSuffix(c.dataType, "blob")) {
 		return c.maxLength == 0 || int64(len(value)) <= c.maxLength
 	}
+	if isASCII(value) { // the common case, in every character set
+		return c.maxLength == 0 || int64(len(value)) <= c.maxLength
+	}
 	if !utf8.ValidString(value) {
 		return false
 	}
@@ -453,6 +456,15 @@ func fits(c column, value string) bool {
 				return false
 			}
 		default: // unknown to us (and the absent table's): ASCII only
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
