@@ -2,7 +2,6 @@ package queuetable
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -634,12 +633,12 @@ func (s *Store) appendRow(args []any, r *store.Record, standIn bool) []any {
 	var flags byte
 	unique := r.Unique
 	if standIn || !cKeepsUnique(unique) || !s.fits("unique_key", unique) {
-		unique = newUUID()
+		unique = store.NewUnique()
 		flags |= fieldUnique
 	}
 	function := r.Function
 	if !s.fits("function_name", function) {
-		function = newUUID()
+		function = store.NewUnique()
 		flags |= fieldFunction
 	}
 	data := r.Data
@@ -803,16 +802,6 @@ func unixNanos(t time.Time) (int64, bool) {
 		return 0, false
 	}
 	return t.UnixNano(), true
-}
-
-// newUUID returns a random (version 4) UUID in the 36-character lower-case
-// form libgearman gives a background job submitted without a unique.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // Replay numbers the rows C gearmand wrote, in one committed transaction,
