@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -135,5 +136,26 @@ func TestFatalOutsideACommitExits(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "exiting with status 1") || !strings.Contains(logs.String(), "MANIFEST sync failed") {
 		t.Errorf("log: %q, want one line naming the cause and the exit", logs.String())
+	}
+}
+
+// TestBackgroundErrorsAreThinnedOut: a run of background errors is logged
+// once, then at most once a second with the count left out.
+func TestBackgroundErrorsAreThinnedOut(t *testing.T) {
+	var logs bytes.Buffer
+	var e errorThinner
+	report := e.log(slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 1000 {
+		report(errNoSpace)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 {
+		t.Fatalf("1000 errors within a second logged %d lines, want 1:\n%s", n, logs.String())
+	}
+	e.mu.Lock()
+	e.last = e.last.Add(-2 * time.Second)
+	e.mu.Unlock()
+	report(errNoSpace)
+	if !strings.Contains(logs.String(), "like_errors_not_logged=999") {
+		t.Errorf("the next line does not count the 999 left out:\n%s", logs.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -107,6 +108,8 @@ type Store struct {
 	// failed is why the database failed (see Fatal errors), nil while it
 	// works. Set under mu read-locked, cleared under mu write-locked.
 	failed atomic.Pointer[error]
+	// background thins out the log of Pebble's background errors.
+	background errorThinner
 
 	store.CorruptReporter // the store.Corruption capability
 }
@@ -218,6 +221,9 @@ func (s *Store) openDB() (*pebbledb.DB, error) {
 			DiskSlow: func(info pebbledb.DiskSlowInfo) {
 				log.l.Warn("pebble: slow disk", "info", info.String())
 			},
+			// Pebble retries a failed flush or compaction at once; on a
+			// full disk that is thousands of times a second, each logged.
+			BackgroundError: s.background.log(log.l),
 		},
 	})
 }
@@ -553,4 +559,29 @@ func closeDB(db *pebbledb.DB) (err error) {
 		}
 	}()
 	return db.Close()
+}
+
+// errorThinner logs the first of a run of errors, then at most one a
+// second, saying how many it left out.
+type errorThinner struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// log returns an EventListener.BackgroundError that logs to l.
+func (e *errorThinner) log(l *slog.Logger) func(error) {
+	return func(err error) {
+		e.mu.Lock()
+		now := time.Now()
+		if now.Sub(e.last) < time.Second {
+			e.skipped++
+			e.mu.Unlock()
+			return
+		}
+		skipped := e.skipped
+		e.last, e.skipped = now, 0
+		e.mu.Unlock()
+		l.Error("pebble background error (a flush or compaction failed; Pebble retries it)", "err", err, "like_errors_not_logged", skipped)
+	}
 }
