@@ -13,6 +13,7 @@ import (
 
 	"gearmand/protocol"
 	"gearmand/queue"
+	"gearmand/store"
 )
 
 // The request and response headers of the protocol.
@@ -221,6 +222,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 
 	if sub.Background && s.cfg.Room != nil && !s.cfg.Room.HasRoom() {
 		if err := s.cfg.Room.WaitRoom(ctx); err != nil {
+			if errors.Is(err, store.ErrTimeout) {
+				http.Error(w, "QUEUE_ERROR: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 			s.ended(w, r, "waiting for the store to catch up")
 			return
 		}

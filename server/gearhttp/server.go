@@ -21,7 +21,9 @@ const (
 
 // Room is the back-pressure of the store behind the queue:
 // *store.Committer implements it. Before a background job is submitted the
-// request waits while HasRoom is false, as a binary connection does.
+// request waits while HasRoom is false, as a binary connection does; a
+// WaitRoom that gives up with an error wrapping store.ErrTimeout is
+// answered 503 "QUEUE_ERROR: ...".
 type Room interface {
 	HasRoom() bool
 	WaitRoom(ctx context.Context) error
