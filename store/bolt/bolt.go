@@ -601,6 +601,13 @@ func (s *Store) Replay(ctx context.Context, fn func(store.Record) error) error {
 // transaction, up to the chunk limits. next is where the following chunk
 // starts, nil at the end of the bucket.
 func (s *Store) readChunk(from []byte) (chunk []store.Entry, next []byte, err error) {
+	defer func() {
+		// bbolt panics on some damage (a page of the wrong type): a
+		// failed Replay, not a crashed process.
+		if r := recover(); r != nil {
+			chunk, next, err = nil, nil, fmt.Errorf("%w: bbolt failed reading %s: %v", store.ErrCorrupt, s.path, r)
+		}
+	}()
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		if bk == nil {

@@ -601,3 +601,44 @@ func TestBboltPanicInACheckpoint(t *testing.T) {
 		t.Fatalf("after a reopen: %d records, want the %d acknowledged", len(got), acked)
 	}
 }
+
+// A page whose type bbolt does not know makes bbolt panic when Replay's
+// cursor reaches it; Replay fails with ErrCorrupt instead of the process.
+func TestBboltPanicInReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.db")
+	s := openAt(t, path)
+	apply(t, s, span(1, 400))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Page header: id (8 bytes), flags (2), count (2), overflow (4). Turn
+	// the leaf pages (flag 0x02) past the metas into an unknown type.
+	const pageSize = 4096
+	damaged := 0
+	for off := 4 * pageSize; off+pageSize <= len(data); off += pageSize {
+		if binary.LittleEndian.Uint16(data[off+8:]) == 0x02 && binary.LittleEndian.Uint16(data[off+10:]) > 10 {
+			binary.LittleEndian.PutUint16(data[off+8:], 0x40)
+			damaged++
+		}
+	}
+	if damaged == 0 {
+		t.Fatal("no leaf page found to damage")
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open of a file whose metas are whole: %v", err)
+	}
+	defer s2.Close()
+	err = s2.Replay(context.Background(), func(store.Record) error { return nil })
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Replay of a file with %d damaged pages: %v, want ErrCorrupt", damaged, err)
+	}
+	t.Logf("Replay: %v", err)
+}
