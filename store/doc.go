@@ -15,6 +15,17 @@
 // the outage then cut off: such a job is in the store and runs after the
 // next restart, at least once, though its submitter was refused.)
 //
+// The Committer bounds the wait (CommitterConfig.Timeout, the server's
+// --store-timeout): an add not durable in time is reported as failed with
+// ErrTimeout whatever the store does; one still queued is never written,
+// and one whose Apply lands after all is handed back through OnLate, so
+// that the job it stores is run rather than left unknown. While a store
+// fails, retries carry at most a thousand operations, so that a store that
+// needs room to delete gets through its deletes. CommitterConfig.Admit
+// lets the server refuse new adds (the SpaceGuard, --store-min-free) while
+// deletes and updates go on. Drivers kept in a local file or directory say
+// where through the Pather capability.
+//
 // ErrLocked, another server having taken the store over, is final: the
 // Committer reports it to the submitters and retries nothing of the batch. In write-behind mode JOB_CREATED is sent at once and the
 // Committer flushes on an interval, so a crash loses at most one interval;
