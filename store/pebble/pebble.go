@@ -536,7 +536,7 @@ func (s *Store) reopen() error {
 	}
 	if s.mu.db != nil {
 		if err := closeDB(s.mu.db); err != nil {
-			s.log.l.Warn("closing the failed pebble database", "err", err)
+			s.log.l.Warn("closing the failed pebble database", "err", err.Error()) // %+v would print Pebble's stack traces
 		}
 		s.mu.db = nil
 	}
@@ -582,6 +582,6 @@ func (e *errorThinner) log(l *slog.Logger) func(error) {
 		skipped := e.skipped
 		e.last, e.skipped = now, 0
 		e.mu.Unlock()
-		l.Error("pebble background error (a flush or compaction failed; Pebble retries it)", "err", err, "like_errors_not_logged", skipped)
+		l.Error("pebble background error (a flush or compaction failed; Pebble retries it)", "err", err.Error(), "like_errors_not_logged", skipped)
 	}
 }
