@@ -891,7 +891,10 @@ func (s *Store) numberCRows(ctx context.Context) (err error) {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	s.log.Info("numbered the jobs C gearmand left in the queue table", "jobs", len(keys), "first_seq", top.Int64+1, "last_seq", seq)
+	// At NOTICE, which the server always shows, as the PostgreSQL and
+	// Redis takeovers log theirs: the operator sees C's jobs arrive.
+	s.log.Log(ctx, store.LevelNotice, fmt.Sprintf("took over %d jobs that C gearmand left in table %s; they run here", len(keys), s.table),
+		"first_seq", top.Int64+1, "last_seq", seq)
 	if lost > 0 {
 		s.log.Warn("rows of the queue table could not be numbered (a NULL or duplicate unique_key and function_name): they are not replayed",
 			"rows", lost)
