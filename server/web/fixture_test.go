@@ -33,16 +33,22 @@ type fixture struct {
 	cancel       context.CancelFunc
 }
 
-func startFixture(t *testing.T) *fixture {
+// startFixture starts a fixture; each of change may alter the server's
+// Config first.
+func startFixture(t *testing.T, change ...func(*server.Config)) *fixture {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		HandlePrefix: "H:web",
 		JobRetries:   -1,
 		Store:        memstore.New(),
 		StoreName:    "memory",
 		Logger:       quiet,
-	})
+	}
+	for _, c := range change {
+		c(&cfg)
+	}
+	srv := server.New(cfg)
 	if _, err := srv.Replay(context.Background()); err != nil {
 		t.Fatal(err)
 	}
