@@ -132,7 +132,7 @@ func (g *SpaceGuard) Admit() error {
 	}
 	st := g.state.Load()
 	return fmt.Errorf("%w: %s has %s free, below the %s of --store-min-free; new background jobs are refused until space is freed",
-		ErrNoSpace, st.Path, FormatBytes(st.Free), FormatBytes(st.Min))
+		ErrNoSpace, st.Path, formatBytes(st.Free), formatBytes(st.Min))
 }
 
 // Status returns what the guard saw last.
@@ -144,9 +144,9 @@ func (g *SpaceGuard) Close() {
 	<-g.done
 }
 
-// FormatBytes writes n in the largest binary unit that keeps it at least
+// formatBytes writes n in the largest binary unit that keeps it at least
 // 1, with one decimal: "64.0 MiB".
-func FormatBytes(n uint64) string {
+func formatBytes(n uint64) string {
 	const units = "KMGTPE"
 	if n < 1024 {
 		return fmt.Sprintf("%d B", n)
