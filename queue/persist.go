@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"strconv"
+	"time"
 
 	"gearmand/protocol"
 	"gearmand/store"
@@ -15,8 +16,10 @@ import (
 // calling Queue.Durable.
 type Persister interface {
 	Mode() store.Mode
-	// Add queues a new record; j comes back through Queue.Durable.
-	Add(r store.Record, j *Job) error
+	// AddSince queues a new record; j comes back through Queue.Durable.
+	// since is when its submitter began to wait (Submission.Since; zero:
+	// now), for the persister's timeout.
+	AddSince(r store.Record, j *Job, since time.Time) error
 	// Update queues a replacement of a stored record; nobody waits for it.
 	Update(r store.Record) error
 	// Delete queues the removal of a stored record.
@@ -44,10 +47,11 @@ func recordLocked(j *Job) store.Record {
 	}
 }
 
-// persistLocked hands j to the persister. In write-through mode s's
-// JOB_CREATED is held until Durable reports the outcome.
-func (q *Queue) persistLocked(s *Session, j *Job) error {
-	if err := q.cfg.Persister.Add(recordLocked(j), j); err != nil {
+// persistLocked hands j to the persister, for a submitter waiting since
+// then. In write-through mode s's JOB_CREATED is held until Durable
+// reports the outcome.
+func (q *Queue) persistLocked(s *Session, j *Job, since time.Time) error {
+	if err := q.cfg.Persister.AddSince(recordLocked(j), j, since); err != nil {
 		return err
 	}
 	j.persisted = true

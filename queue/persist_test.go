@@ -22,7 +22,7 @@ type recordingPersister struct {
 
 func (p *recordingPersister) Mode() store.Mode { return p.mode }
 
-func (p *recordingPersister) Add(r store.Record, j *Job) error {
+func (p *recordingPersister) AddSince(r store.Record, j *Job, _ time.Time) error {
 	if p.fail != nil {
 		return p.fail
 	}

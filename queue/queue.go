@@ -161,6 +161,10 @@ type Submission struct {
 	// protocol.Message with Owned set): the job then keeps Data itself
 	// rather than a copy.
 	Owned bool
+	// Since is when the submitter began to wait, when that was before
+	// Submit (held back by the store's back-pressure): the store's
+	// timeout counts that wait too. Zero: now.
+	Since time.Time
 }
 
 // Submit creates a job, or coalesces into an existing one with the same
@@ -181,7 +185,7 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 	defer q.mu.Unlock()
 	f := q.functionLocked(sub.Function)
 	if j := f.lookup(sub.Unique, sub.Data); j != nil {
-		return q.joinLocked(s, j, sub.Background)
+		return q.joinLocked(s, j, sub.Background, sub.Since)
 	}
 	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total() >= limit {
 		return ErrQueueFull
@@ -215,7 +219,7 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 	}
 	if sub.Background && q.cfg.Persister != nil {
 		j.state = statePending
-		if err := q.persistLocked(s, j); err != nil {
+		if err := q.persistLocked(s, j, sub.Since); err != nil {
 			q.removeLocked(j)
 			return err
 		}
@@ -235,12 +239,12 @@ func (q *Queue) Submit(s *Session, sub Submission) error {
 // while j is not yet durable. A background submission that joins a job no
 // store holds yet (a foreground one) makes it durable first: a background
 // submitter's JOB_CREATED always means the job survives a crash.
-func (q *Queue) joinLocked(s *Session, j *Job, background bool) error {
+func (q *Queue) joinLocked(s *Session, j *Job, background bool, since time.Time) error {
 	switch {
 	case j.state == statePending:
 		q.holdLocked(s, j)
 	case background && !j.persisted && q.cfg.Persister != nil:
-		if err := q.persistLocked(s, j); err != nil {
+		if err := q.persistLocked(s, j, since); err != nil {
 			return err
 		}
 	default:

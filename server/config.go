@@ -85,7 +85,7 @@ type Config struct {
 	MaxPendingWrites     int
 	MaxPendingWriteBytes int
 	// StoreTimeout bounds how long a background submitter waits for the
-	// store, back-pressure included (write-through): past it the submitter
+	// store, back-pressure included (Submission.Since): past it the submitter
 	// gets ERROR QUEUE_ERROR and the job is not created. A write that the
 	// store finishes after that keeps the job, which then runs (at least
 	// once; see store.CommitterConfig.Timeout). Zero: no bound.

@@ -18,8 +18,8 @@ import (
 
 	"gearmand/protocol"
 	"gearmand/queue"
-	"gearmand/store"
 	"gearmand/server/tlsconf"
+	"gearmand/store"
 )
 
 // conn is one client connection. One goroutine (serve) reads and handles
@@ -433,6 +433,7 @@ func (c *conn) submit(sub queue.Submission) {
 		// connection rather than queue without bound. Flush first, so the
 		// replies this client already earned are not held up.
 		c.flushOwn()
+		sub.Since = time.Now() // the store's timeout counts this wait too
 		if err := c.srv.committer.WaitRoom(c.srv.ctx); err != nil {
 			if errors.Is(err, store.ErrTimeout) {
 				c.sendError("QUEUE_ERROR", err.Error())

@@ -322,3 +322,34 @@ func TestNoSpaceGuardWithoutAPath(t *testing.T) {
 		t.Errorf("StoreStatus().Space = %+v, want nil", st.Space)
 	}
 }
+
+// TestBackPressureCountsTowardsTheTimeout: a submit that back-pressure
+// held and that then reached the store is answered within one timeout of
+// when it began to wait, not one timeout after it got room.
+func TestBackPressureCountsTowardsTheTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	f := &storetest.Faulty{Store: memstore.New()}
+	addr, srv := storedServer(t, f, server.Config{StoreTimeout: timeout, MaxPendingWrites: 2})
+	t.Cleanup(f.Release)
+	f.Hold()
+	a, b, c := dial(t, addr), dial(t, addr), dial(t, addr)
+	a.send(protocol.SubmitJobBG, "f", "held", "") // in the held Apply
+	eventually(t, "the first Apply to be held", func() bool { return f.Held() == 1 })
+	b.send(protocol.SubmitJobBG, "f", "queued", "") // queued: no room left
+	eventually(t, "two adds to be pending", func() bool { return srv.StoreStatus().PendingAdds == 2 })
+	// Half a timeout later, c waits for room; "queued" times out half a
+	// timeout into that wait, and c's job goes to the store. Counted from
+	// then, its answer would take a timeout and a half.
+	time.Sleep(timeout / 2)
+	start := time.Now()
+	c.send(protocol.SubmitJobBG, "f", "waiting", "")
+	args := c.expectArgs(protocol.Error)
+	waited := time.Since(start)
+	if args[0] != "QUEUE_ERROR" || !strings.Contains(args[1], "the job was not created") || strings.Contains(args[1], "no room") {
+		t.Fatalf("ERROR %q, want QUEUE_ERROR for a job that reached the store", args)
+	}
+	if waited > timeout+timeout/4 {
+		t.Errorf("a submit held by back-pressure was answered after %v, want within about %v (%q)", waited, timeout, args[1])
+	}
+	t.Logf("answered after %v: %s", waited.Round(time.Millisecond), args[1])
+}

@@ -215,6 +215,13 @@ func (c *Committer[T]) Pending() (adds, bytes int) {
 // When CommitterConfig.Admit refuses, Add returns its error and queues
 // nothing.
 func (c *Committer[T]) Add(r Record, token T) error {
+	return c.AddSince(r, token, time.Time{})
+}
+
+// AddSince is Add for a submitter that has been waiting since then (held
+// back by WaitRoom, say): Timeout counts from since rather than from now.
+// A zero since means now.
+func (c *Committer[T]) AddSince(r Record, token T, since time.Time) error {
 	if c.cfg.Admit != nil {
 		if err := c.cfg.Admit(); err != nil {
 			return err
@@ -222,7 +229,10 @@ func (c *Committer[T]) Add(r Record, token T) error {
 	}
 	a := pendingAdd[T]{rec: r, token: token, hasToken: c.cfg.Mode == WriteThrough}
 	if a.hasToken && c.cfg.Timeout > 0 {
-		a.added = time.Now()
+		a.added = since
+		if since.IsZero() {
+			a.added = time.Now()
+		}
 	}
 	return c.add(a)
 }

@@ -977,3 +977,23 @@ func TestSmallerBatchesNeverReviveADeletedRecord(t *testing.T) {
 	})
 	never(t, "the update came back after its delete", func() bool { return len(replaySeqs(t, f)) != 0 })
 }
+
+// TestAddSinceCountsTheWaitBefore: an add whose submitter has waited
+// since an earlier time times out that much sooner.
+func TestAddSinceCountsTheWaitBefore(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	var got outcomes
+	c, f := newCommitter(t, store.CommitterConfig[int]{Timeout: timeout, OnCommit: got.onCommit})
+	f.Hold()
+	start := time.Now()
+	if err := c.AddSince(storetest.Sample(1), 1, start.Add(-timeout*3/4)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the add is reported", func() bool { return got.reported() == 1 })
+	if waited := time.Since(start); waited > timeout/2 {
+		t.Errorf("reported after %v, want within about %v (a quarter of the timeout was left)", waited, timeout/4)
+	}
+	if call := got.snapshot()[0]; !errors.Is(call.err, store.ErrTimeout) {
+		t.Errorf("OnCommit(%v, %v), want ErrTimeout", call.tokens, call.err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"gearmand/protocol"
 	"gearmand/queue"
@@ -221,6 +222,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	defer context.AfterFunc(s.ctx, cancel)()
 
 	if sub.Background && s.cfg.Room != nil && !s.cfg.Room.HasRoom() {
+		sub.Since = time.Now() // the store's timeout counts this wait too
 		if err := s.cfg.Room.WaitRoom(ctx); err != nil {
 			if errors.Is(err, store.ErrTimeout) {
 				http.Error(w, "QUEUE_ERROR: "+err.Error(), http.StatusServiceUnavailable)
