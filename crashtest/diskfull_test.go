@@ -155,15 +155,7 @@ func diskFullEpisode(t *testing.T, st fullStore, guard bool) {
 		}
 	}
 
-	// Nothing acknowledged is lost across a kill.
-	l.kill(t)
-	l = g.start()
-	book.drain(t, l, false)
-	lost := book.lost()
-	if len(lost) > 0 {
-		t.Errorf("%d acknowledged jobs never ran: %v", len(lost), lost[:min(20, len(lost))])
-	}
-	l.stop(t)
+	lost := book.killAndCheck(t, g, l)
 	book.mu.Lock()
 	defer book.mu.Unlock()
 	t.Logf("FIGURES store=%s guard=%v episodes=1 acknowledged=%d refused=%d lost=%d longest_wait=%v",
@@ -382,6 +374,22 @@ func (b *fullBook) drain(t *testing.T, l *life, foreground bool) {
 }
 
 // lost lists the acknowledged jobs that never ran.
+// killAndCheck kills life l of g, starts it again, runs every stored job,
+// fails t for each acknowledged one that never ran, stops the server, and
+// returns the lost ones.
+func (b *fullBook) killAndCheck(t *testing.T, g *gearmand, l *life) []string {
+	t.Helper()
+	l.kill(t)
+	l = g.start()
+	b.drain(t, l, false)
+	lost := b.lost()
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged jobs never ran: %v", len(lost), lost[:min(20, len(lost))])
+	}
+	l.stop(t)
+	return lost
+}
+
 func (b *fullBook) lost() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

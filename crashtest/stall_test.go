@@ -54,14 +54,7 @@ func TestStalledStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	book.submitUntilAccepted(t, l.addr, 15*time.Second)
-	l.kill(t)
-	l = g.start()
-	book.drain(t, l, false)
-	lost := book.lost()
-	if len(lost) > 0 {
-		t.Errorf("%d acknowledged jobs never ran: %v", len(lost), lost[:min(20, len(lost))])
-	}
-	l.stop(t)
+	lost := book.killAndCheck(t, g, l)
 	book.mu.Lock()
 	defer book.mu.Unlock()
 	t.Logf("FIGURES store=redis stalled_for=%v acknowledged=%d refused=%d lost=%d longest_wait=%v",
