@@ -189,7 +189,9 @@ func (s *Server) reportJobsLeft() {
 		return
 	}
 	if s.cfg.Store == nil {
-		s.log.Warn("stopped with jobs in memory only (no store): they are lost", "jobs", n)
+		// At NOTICE, which is shown at every --verbose: losing jobs is a
+		// line the operator must see, and WARNING is hidden by default.
+		s.log.Log(context.Background(), LevelNotice, "stopped with jobs in memory only (-q builtin, no store): they are lost", "jobs", n)
 		return
 	}
 	s.log.Log(context.Background(), LevelNotice, "stopped with background jobs left; they stay stored and come back on the next start", "jobs", n)

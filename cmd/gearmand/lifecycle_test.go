@@ -47,8 +47,11 @@ func (l *lifecycle) start(args ...string) *instance {
 	l.t.Helper()
 	l.lives++
 	in := &instance{log: filepath.Join(l.dir, "log."+strconv.Itoa(l.lives)), done: make(chan error, 1)}
-	in.cmd = gearmandCmd(l.t, l.bin, append([]string{"-p", "0", "-L", "127.0.0.1",
-		"-P", filepath.Join(l.dir, "gm.pid"), "-l", in.log, "--bolt-file", filepath.Join(l.dir, "gearmand.db")}, args...)...)
+	base := []string{"-p", "0", "-L", "127.0.0.1", "-P", filepath.Join(l.dir, "gm.pid"), "-l", in.log}
+	if !slices.Contains(args, "-q") {
+		base = append(base, "--bolt-file", filepath.Join(l.dir, "gearmand.db"))
+	}
+	in.cmd = gearmandCmd(l.t, l.bin, append(base, args...)...)
 	if err := in.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
@@ -292,6 +295,22 @@ func TestLifecycle(t *testing.T) {
 			l.restartRuns("stuck", "cut-short")
 		})
 	}
+
+	// -q builtin loses its queued jobs at a stop, and says so at the
+	// default log level.
+	t.Run("builtin says what it loses", func(t *testing.T) {
+		l := newLifecycle(t)
+		in := l.start("-q", "builtin")
+		submitBackground(t, dialClient(t, in.addr), "nobody", "lost")
+		in.signal(t, syscall.SIGTERM)
+		if status := in.waitStatus(t); status != 0 {
+			t.Fatalf("exit status %d after SIGTERM; log:\n%s", status, readFile(t, in.log))
+		}
+		const want = `level=NOTICE msg="stopped with jobs in memory only (-q builtin, no store): they are lost" jobs=1`
+		if log := readFile(t, in.log); !strings.Contains(log, want) {
+			t.Errorf("the log does not say %s:\n%s", want, log)
+		}
+	})
 
 	// --log-format json: every line is a JSON object with one of
 	// gearmand's level names; connections are logged at INFO.
