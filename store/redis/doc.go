@@ -103,7 +103,8 @@
 // turned off): the Committer retries, once for every driver. After Redis
 // comes back the client reconnects on its own. go-redis logs failed dials
 // through its own package-level logger (redis.SetLogger), standard error by
-// default; the driver leaves that to the binary.
+// default; a store opened through the registry with Options.Logger sends
+// those lines to that logger instead, at WARNING.
 //
 // # Jobs C gearmand left behind
 //

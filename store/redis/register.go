@@ -2,7 +2,11 @@ package redis
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"gearmand/store"
 )
@@ -58,6 +62,12 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
+			if o.Logger != nil {
+				// go-redis logs failed dials through its one package-level
+				// logger, to stderr in its own format: the server's log
+				// takes them instead, whatever its file and format.
+				goredis.SetLogger(clientLog{o.Logger.With("store", "redis")})
+			}
 			return Open(ctx, c)
 		},
 	})
@@ -65,6 +75,14 @@ func init() {
 
 // FlagImportFunctions is the flag of Config.ImportFunctions.
 const FlagImportFunctions = "redis-import-functions"
+
+// clientLog hands go-redis's own log lines (a failed dial while Redis is
+// away, a pool that cannot connect) to a logger, at WARNING.
+type clientLog struct{ l *slog.Logger }
+
+func (c clientLog) Printf(ctx context.Context, format string, v ...any) {
+	c.l.Log(ctx, slog.LevelWarn, "redis client: "+fmt.Sprintf(format, v...))
+}
 
 var _ store.Warner = (*Store)(nil)
 
