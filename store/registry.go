@@ -2,11 +2,17 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // OpenFunc opens a driver's Store.
@@ -35,6 +41,12 @@ type Driver struct {
 	Configure func(v Values) (Options, error)
 	// Open opens the store; nil for a refused queue type.
 	Open OpenFunc
+	// Check, when set, tells whether Open would find what it needs (a
+	// directory it may write in, a server that answers and lets it log
+	// in), without changing anything and without taking the store from a
+	// server that holds it. --check-args runs it. Its errors name the
+	// flag at fault.
+	Check func(ctx context.Context, o Options) error
 	// Refusal, for one of gearmand's queue types that is deliberately not
 	// served, says why and what to use instead. The type's flags are still
 	// defined (hidden), so that giving one yields this message rather than
@@ -217,4 +229,35 @@ func PathOption(v Values, flag string) (Options, error) {
 		return Options{}, fmt.Errorf("--%s: empty path", flag)
 	}
 	return Options{Path: p}, nil
+}
+
+// CheckDir is a Check for a store kept at path (a file, or a directory
+// when dir is true) that flag names: path, if it exists, must be of that
+// kind, and the directory that holds it (or path itself, for an existing
+// directory) must exist and be writable by this process.
+func CheckDir(path string, dir bool, flag string) error {
+	where := filepath.Dir(path)
+	switch fi, err := os.Stat(path); {
+	case err == nil && fi.IsDir() != dir:
+		kind := "a file"
+		if dir {
+			kind = "a directory"
+		}
+		return fmt.Errorf("--%s: %s is not %s", flag, path, kind)
+	case err == nil && dir:
+		where = path
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	fi, err := os.Stat(where)
+	if err != nil {
+		return fmt.Errorf("--%s: directory %s: %w", flag, where, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("--%s: %s is not a directory", flag, where)
+	}
+	if err := unix.Access(where, unix.W_OK); err != nil {
+		return fmt.Errorf("--%s: cannot write in directory %s: %w", flag, where, err)
+	}
+	return nil
 }

@@ -202,7 +202,7 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	fs.Int64VarP(&v.fileDescriptors, "file-descriptors", "f", 0, "set the open file limit (RLIMIT_NOFILE); 0 leaves it alone")
 	fs.IntVar(&v.hashtableBuckets, "hashtable-buckets", 991, "job hash table size (accepted and ignored)")
 	fs.BoolVar(&v.coredump, "coredump", false, "let crashes dump core (accepted and ignored)")
-	fs.BoolVar(&v.checkArgs, "check-args", false, "check the options and exit")
+	fs.BoolVar(&v.checkArgs, "check-args", false, "check the options and the store (its directory, or that its server answers and takes the login) without serving or changing anything, and exit: 0 when they are fine")
 	fs.BoolVar(&v.handBack, "hand-back", false, handBackUsage)
 	fs.StringVar(&v.configFile, "config-file", defaultConfigFile, "file of further options, whitespace-separated as on the command line, # starts a comment; the command line wins")
 	fs.StringVarP(&v.queueType, "queue-type", "q", defaultQueueType, "job store: "+queueTypeNames()+"; background jobs survive restarts and crashes in every store but builtin")
@@ -220,7 +220,6 @@ func newFlagSet() (*pflag.FlagSet, *flagValues) {
 	addLimitFlags(fs, &v.limits)
 
 	fs.MarkHidden("v")
-	fs.MarkHidden("check-args")
 	return fs, v
 }
 

@@ -199,7 +199,7 @@ func TestBinary(t *testing.T) {
 					t.Errorf("gearmand %s does not mention %s:\n%s", arg, want, stdout)
 				}
 			}
-			if strings.Contains(stdout, "libtokyocabinet-file") || strings.Contains(stdout, "check-args") {
+			if strings.Contains(stdout, "libtokyocabinet-file") {
 				t.Errorf("gearmand %s shows hidden options:\n%s", arg, stdout)
 			}
 		}
@@ -235,6 +235,33 @@ func TestBinary(t *testing.T) {
 		}
 		if _, _, status := runGearmand(t, bin, "--check-args", "-j", "-5"); status != 1 {
 			t.Errorf("--check-args with a bad -j: status %d, want 1", status)
+		}
+		// The store is looked at too: a missing directory, a port where
+		// nothing listens. Nothing is created.
+		missing := filepath.Join(dir, "no", "such", "gearmand.db")
+		aFile := filepath.Join(dir, "a-file")
+		if err := os.WriteFile(aFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--bolt-file", missing}, "gearmand: --queue-type=bolt: --bolt-file: directory " + filepath.Dir(missing)},
+			{[]string{"-q", "libsqlite3", "--libsqlite3-db", missing}, "gearmand: --queue-type=libsqlite3: --libsqlite3-db: directory"},
+			{[]string{"-q", "pebble", "--pebble-dir", aFile}, "gearmand: --queue-type=pebble: --pebble-dir: " + aFile + " is not a directory"},
+			{[]string{"-q", "redis", "--redis-server", "127.0.0.1", "--redis-port", strconv.Itoa(closedPort(t))}, "gearmand: --queue-type=redis: --redis-addr (or --redis-server, --redis-port, --redis-password): redis 127.0.0.1:"},
+			{[]string{"-q", "Postgres", "--dsn", "postgres://127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/x"}, "gearmand: --queue-type=Postgres: --dsn (or --libpq-conninfo): cannot connect"},
+			{[]string{"-q", "MySQL", "--mysql-host", "127.0.0.1", "--mysql-port", strconv.Itoa(closedPort(t)), "--mysql-db", "x"}, "gearmand: --queue-type=MySQL: mysql: cannot reach the server"},
+		} {
+			args := append([]string{"--check-args"}, tc.args...)
+			_, stderr, status := runGearmand(t, bin, args...)
+			if status != 1 || !strings.HasPrefix(stderr, tc.want) {
+				t.Errorf("gearmand %q: status %d, stderr %q; want 1 and stderr starting %q", args, status, stderr, tc.want)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "no")); err == nil {
+			t.Error("--check-args created a directory")
 		}
 	})
 
@@ -496,4 +523,16 @@ func TestBinary(t *testing.T) {
 			t.Error("the pid file is still there")
 		}
 	})
+}
+
+// closedPort is a loopback TCP port where nothing listened a moment ago.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
 }

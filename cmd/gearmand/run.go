@@ -47,6 +47,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case o.checkArgs:
+		if err := checkStore(o); err != nil {
+			return fail(err)
+		}
 		return 0
 	case o.handBack:
 		return handBack(o, stdout, stderr)
@@ -451,4 +454,33 @@ func storeWhere(o *options) string {
 		return where + " namespace " + o.store.Namespace
 	}
 	return "memory"
+}
+
+// checkStoreTimeout bounds --check-args's look at the store.
+const checkStoreTimeout = 15 * time.Second
+
+// checkStore is --check-args's look at the store, past parsing: what the
+// driver can tell without serving and without changing anything (a
+// directory it may write in, a server that answers and lets it log in).
+func checkStore(o *options) error {
+	if o.storeDriver == "" {
+		return nil
+	}
+	d, ok := store.Lookup(o.storeDriver)
+	if !ok || d.Check == nil {
+		return nil
+	}
+	so := o.store
+	if so.Path != "" {
+		var err error
+		if so.Path, err = filepath.Abs(so.Path); err != nil {
+			return fmt.Errorf("--queue-type=%s: %w", o.queueType, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkStoreTimeout)
+	defer cancel()
+	if err := d.Check(ctx, so); err != nil {
+		return fmt.Errorf("--queue-type=%s: %w", o.queueType, err)
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ func init() {
 		Configure: func(v store.Values) (store.Options, error) {
 			return store.PathOption(v, "bolt-file")
 		},
+		Check: func(_ context.Context, o store.Options) error {
+			return store.CheckDir(o.Path, false, "bolt-file")
+		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 
 	"gearmand/store"
@@ -37,7 +38,8 @@ func init() {
 		Configure: func(v store.Values) (store.Options, error) {
 			return options(v, ModuleMySQL, "mysql-", "")
 		},
-		Open: open,
+		Check: check,
+		Open:  open,
 	})
 	store.Register(store.Driver{
 		Name:    "libdrizzle",
@@ -58,7 +60,8 @@ func init() {
 			}
 			return options(v, ModuleLibdrizzle, "libdrizzle-", v.String("libdrizzle-uds"))
 		},
-		Open: open,
+		Check: check,
+		Open:  open,
 	})
 }
 
@@ -89,11 +92,32 @@ func options(v store.Values, m Module, prefix, socket string) (store.Options, er
 
 // open opens the store the Options of options describe.
 func open(ctx context.Context, o store.Options) (store.Store, error) {
+	return Open(ctx, fromOptions(o))
+}
+
+// check logs in to the server the Options of options describe, and into
+// its database unless -q libdrizzle would create it, and changes nothing.
+func check(ctx context.Context, o store.Options) error {
+	cfg := fromOptions(o).WithDefaults()
+	database := cfg.Database
+	if cfg.Module == ModuleLibdrizzle {
+		database = ""
+	}
+	db := sql.OpenDB(connector(&cfg, database))
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return interpret(err, &cfg)
+	}
+	return nil
+}
+
+// fromOptions is the Config the Options of options describe.
+func fromOptions(o store.Options) Config {
 	m, _ := strconv.Atoi(o.Extra[extraModule])
 	port, _ := strconv.Atoi(o.Extra[extraPort])
-	return Open(ctx, Config{
+	return Config{
 		Module: Module(m), Host: o.Extra[extraHost], Port: port, Socket: o.Extra[extraSocket],
 		User: o.Extra[extraUser], Password: o.Extra[extraPassword],
 		Database: o.Extra[extraDatabase], Table: o.Extra[extraTable], Logger: o.Logger,
-	})
+	}
 }

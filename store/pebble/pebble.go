@@ -31,6 +31,9 @@ func init() {
 		Configure: func(v store.Values) (store.Options, error) {
 			return store.PathOption(v, "pebble-dir")
 		},
+		Check: func(_ context.Context, o store.Options) error {
+			return store.CheckDir(o.Path, true, "pebble-dir")
+		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err

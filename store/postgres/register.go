@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"gearmand/store"
 )
@@ -32,6 +35,24 @@ func init() {
 				o.Extra = map[string]string{ExtraImportTable: t}
 			}
 			return o, nil
+		},
+		Check: func(ctx context.Context, o store.Options) error {
+			cfg, err := pgx.ParseConfig(o.DSN)
+			if err != nil {
+				return fmt.Errorf("--dsn (or --libpq-conninfo): %w", err)
+			}
+			if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > DefaultApplyTimeout {
+				cfg.ConnectTimeout = DefaultApplyTimeout
+			}
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("--dsn (or --libpq-conninfo): cannot connect: %w", err)
+			}
+			defer conn.Close(context.Background())
+			if err := conn.Ping(ctx); err != nil {
+				return fmt.Errorf("--dsn (or --libpq-conninfo): %w", err)
+			}
+			return nil
 		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
 			opts, err := OptionsFromExtra(o)

@@ -146,6 +146,27 @@ func ConfigFromOptions(o store.Options) (Config, error) {
 	return c, nil
 }
 
+// client is a go-redis client for c, every operation bounded by timeout.
+func (c *Config) client(timeout time.Duration) goredis.UniversalClient {
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:         c.Addrs,
+		MasterName:    c.MasterName,
+		IsClusterMode: c.Cluster,
+		TLSConfig:     c.TLS,
+		Username:      c.Username,
+		Password:      c.Password,
+		DB:            c.DB,
+		// The Committer retries; a retry here would only hide an outage
+		// for longer than the timeout promises.
+		MaxRetries:            -1,
+		DialTimeout:           timeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		ContextTimeoutEnabled: true,
+		DisableIdentity:       true,
+	})
+}
+
 // Store keeps background jobs in one namespace of a Redis. It is safe for
 // concurrent use.
 type Store struct {
@@ -203,23 +224,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs:         c.Addrs,
-		MasterName:    c.MasterName,
-		IsClusterMode: c.Cluster,
-		TLSConfig:     c.TLS,
-		Username:      c.Username,
-		Password:      c.Password,
-		DB:            c.DB,
-		// The Committer retries; a retry here would only hide an outage
-		// for longer than the timeout promises.
-		MaxRetries:            -1,
-		DialTimeout:           timeout,
-		ReadTimeout:           timeout,
-		WriteTimeout:          timeout,
-		ContextTimeoutEnabled: true,
-		DisableIdentity:       true,
-	})
+	client := c.client(timeout)
 	s := &Store{
 		client:   client,
 		cfg:      c,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -57,17 +58,25 @@ func init() {
 			}
 			return o, nil
 		},
+		Check: func(ctx context.Context, o store.Options) error {
+			c, err := ConfigFromOptions(o)
+			if err != nil {
+				return err
+			}
+			routeClientLog(o.Logger)
+			client := c.client(DefaultTimeout)
+			defer client.Close()
+			if err := client.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("--redis-addr (or --redis-server, --redis-port, --redis-password): redis %s does not answer PING: %w", strings.Join(c.Addrs, ","), err)
+			}
+			return nil
+		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
 			c, err := ConfigFromOptions(o)
 			if err != nil {
 				return nil, err
 			}
-			if o.Logger != nil {
-				// go-redis logs failed dials through its one package-level
-				// logger, to stderr in its own format: the server's log
-				// takes them instead, whatever its file and format.
-				goredis.SetLogger(clientLog{o.Logger.With("store", "redis")})
-			}
+			routeClientLog(o.Logger)
 			return Open(ctx, c)
 		},
 	})
@@ -75,6 +84,16 @@ func init() {
 
 // FlagImportFunctions is the flag of Config.ImportFunctions.
 const FlagImportFunctions = "redis-import-functions"
+
+// routeClientLog sends go-redis's own log lines, which go through its one
+// package-level logger to stderr in its own format, to l instead (nil:
+// nowhere; the errors that matter reach the caller anyway).
+func routeClientLog(l *slog.Logger) {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	goredis.SetLogger(clientLog{l.With("store", "redis")})
+}
 
 // clientLog hands go-redis's own log lines (a failed dial while Redis is
 // away, a pool that cannot connect) to a logger, at WARNING.

@@ -34,6 +34,9 @@ func init() {
 			}
 			return store.Options{Path: v.String(FlagDB), Extra: map[string]string{extraTable: v.String(FlagTable)}}, nil
 		},
+		Check: func(_ context.Context, o store.Options) error {
+			return store.CheckDir(o.Path, false, FlagDB)
+		},
 		Open: func(ctx context.Context, o store.Options) (store.Store, error) {
 			return Open(ctx, o.Path, Table(o.Extra[extraTable]), Logger(o.Logger))
 		},

@@ -20,7 +20,8 @@ import (
 // own through store.Open. Run checks that each name, in any case, finds
 // the driver, that its flags are unique and documented, that Configure
 // (when set) accepts the flags' defaults or names a flag in its error,
-// and that store.Open gives a store that keeps a record.
+// that Check (when set) passes, and that store.Open gives a store that
+// keeps a record.
 func Registered(names []string, options func(t *testing.T) store.Options) Option {
 	return func(c *config) { c.names, c.options = names, options }
 }
@@ -109,7 +110,13 @@ func testRegistered(t *testing.T, st *suite) {
 			t.Errorf("Configure of %s with every flag at its default: %v; an error must name the flag to fix", d.Name, err)
 		}
 	}
-	s, err := store.Open(context.Background(), strings.ToUpper(st.cfg.names[0]), st.cfg.options(t))
+	o := st.cfg.options(t)
+	if d.Check != nil {
+		if err := d.Check(context.Background(), o); err != nil {
+			t.Errorf("Check of %s on Options that open: %v", d.Name, err)
+		}
+	}
+	s, err := store.Open(context.Background(), strings.ToUpper(st.cfg.names[0]), o)
 	if err != nil {
 		t.Fatalf("store.Open(%q): %v", strings.ToUpper(st.cfg.names[0]), err)
 	}
