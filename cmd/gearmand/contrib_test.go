@@ -30,6 +30,7 @@ var notInSampleConfig = map[string]string{
 	"help":                    "not in a config file",
 	"version":                 "not in a config file",
 	"config-file":             "not in a config file",
+	"check-args":              "not in a config file: the server would only check and exit",
 	"hand-back":               "a one-time command, not in a config file",
 	"backlog":                 "accepted and ignored",
 	"threads":                 "accepted and ignored",
