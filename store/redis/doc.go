@@ -183,7 +183,9 @@
 //     a crash of redis-server alone loses nothing, but a power loss or
 //     kernel crash loses about the last second or two of batches.
 //   - appendonly no (Redis's default): only RDB snapshots, if any; a crash
-//     loses everything since the last snapshot.
+//     loses everything since the last snapshot, and with snapshots off
+//     (save "") a restart of Redis loses every job. Persistence reads save
+//     too, so that the warning says which.
 //
 // Replication is asynchronous: a Sentinel or Cluster failover can lose
 // batches the old primary acknowledged. And Redis must never evict these

@@ -547,6 +547,7 @@ type Persistence struct {
 	AppendOnly      bool   // appendonly
 	AppendFsync     string // appendfsync: "always", "everysec" or "no"
 	MaxmemoryPolicy string // maxmemory-policy
+	Snapshots       bool   // save is not "": RDB snapshots are taken
 }
 
 // Warnings says in plain sentences how p can lose acknowledged jobs; none
@@ -555,6 +556,8 @@ type Persistence struct {
 func (p Persistence) Warnings() []string {
 	var w []string
 	switch {
+	case !p.AppendOnly && !p.Snapshots:
+		w = append(w, `Redis has appendonly off and no snapshots (save ""): a restart or crash of Redis loses every job`)
 	case !p.AppendOnly:
 		w = append(w, "Redis has appendonly off: a crash of Redis loses every job since its last snapshot")
 	case p.AppendFsync != "always":
@@ -576,7 +579,7 @@ func (s *Store) Persistence(ctx context.Context) (Persistence, error) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	names := [...]string{"appendonly", "appendfsync", "maxmemory-policy"}
+	names := [...]string{"appendonly", "appendfsync", "maxmemory-policy", "save"}
 	var cmds [len(names)]*goredis.MapStringStringCmd
 	_, err := s.client.Pipelined(tctx, func(p goredis.Pipeliner) error {
 		for i, n := range names {
@@ -595,7 +598,7 @@ func (s *Store) Persistence(ctx context.Context) (Persistence, error) {
 		}
 		got[i] = v
 	}
-	return Persistence{AppendOnly: got[0] == "yes", AppendFsync: got[1], MaxmemoryPolicy: got[2]}, nil
+	return Persistence{AppendOnly: got[0] == "yes", AppendFsync: got[1], MaxmemoryPolicy: got[2], Snapshots: got[3] != ""}, nil
 }
 
 // Close closes the client's connections. Later calls of any method return

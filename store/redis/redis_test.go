@@ -512,8 +512,13 @@ func TestPersistence(t *testing.T) {
 	if w := p.Warnings(); len(w) != 1 || !strings.Contains(w[0], "everysec") {
 		t.Errorf("warnings for appendfsync everysec: %q", w)
 	}
-	p = Persistence{MaxmemoryPolicy: "allkeys-lru"}
-	if w := p.Warnings(); len(w) != 2 {
+	p = Persistence{MaxmemoryPolicy: "allkeys-lru", Snapshots: true}
+	if w := p.Warnings(); len(w) != 2 || !strings.Contains(w[0], "since its last snapshot") {
+		t.Errorf("warnings for %+v: %q", p, w)
+	}
+	// Without snapshots there is no last snapshot to speak of.
+	p = Persistence{MaxmemoryPolicy: "noeviction"}
+	if w := p.Warnings(); len(w) != 1 || !strings.Contains(w[0], "no snapshots") || strings.Contains(w[0], "last snapshot") {
 		t.Errorf("warnings for %+v: %q", p, w)
 	}
 }
